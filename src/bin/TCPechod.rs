@@ -1,0 +1,97 @@
+//! TCPechod: the concurrent echo server of the sockets lab.
+//!
+//! It listens on PORT and forks a child for every connection; the child
+//! echoes what the client sends until the client closes. Run it in one
+//! terminal and watch it from another:
+//!
+//! ```text
+//! ./TCPechod 8000                 # the server
+//! ./TCPecho 127.0.0.1 8000        # a client (as many as you like)
+//! ps x                            # the parent, one child per client
+//! ss -tanp | grep 8000            # LISTEN, ESTABLISHED, TIME_WAIT...
+//! kill -TERM <parent PID>         # graceful shutdown, with a summary
+//! ```
+//!
+//! Exit status: 0 after a graceful shutdown, 1 when the server cannot run
+//! (port in use, permission denied...), 2 for a bad command line.
+
+// The lab's programs are called TCPechod and TCPecho, capitals included.
+#![allow(non_snake_case)]
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tcpechod::msock::Listen;
+use tcpechod::server::{self, Config};
+use tcpechod::signals::SigpipeMode;
+use tcpechod::{cli, log, port, reaper};
+
+/// The concurrent echo server: a child process per connection.
+#[derive(Parser, Debug)]
+#[command(name = "TCPechod", version)]
+struct Args {
+    /// Port number, or service name from /etc/services; 0 lets the kernel pick one.
+    #[arg(default_value = "echo", value_parser = port::parse, allow_negative_numbers = true)]
+    port: u16,
+
+    /// Local address to listen on; `::` listens on IPv6 and IPv4.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0", value_parser = parse_address)]
+    bind: IpAddr,
+
+    /// Length of the queue of connections waiting for accept.
+    #[arg(long, value_name = "N", default_value_t = 128, allow_negative_numbers = true,
+          value_parser = cli::whole_number(1, 4096))]
+    backlog: u64,
+
+    /// Install no SIGCHLD handler: finished children stay zombies until shutdown.
+    #[arg(long)]
+    no_reaper: bool,
+
+    /// What a child does about SIGPIPE when it writes to a broken connection.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = SigpipeMode::Default)]
+    sigpipe: SigpipeMode,
+
+    /// Wait this many milliseconds before echoing each chunk (a slow service).
+    #[arg(long, value_name = "MS", default_value_t = 0, allow_negative_numbers = true,
+          value_parser = cli::whole_number(0, 60_000))]
+    delay: u64,
+
+    /// Install no SIGTERM/SIGINT handler: those signals kill the server at once.
+    #[arg(long)]
+    no_sigterm_handler: bool,
+
+    /// Seconds children get to finish after SIGTERM before they are sent SIGKILL.
+    #[arg(long, value_name = "SECS", default_value_t = 5, allow_negative_numbers = true,
+          value_parser = cli::whole_number(0, 3600))]
+    grace: u64,
+
+    /// Most children alive at once; at the limit the server stops accepting.
+    #[arg(long, value_name = "N", default_value_t = 512, allow_negative_numbers = true,
+          value_parser = cli::whole_number(1, reaper::CAPACITY as u64))]
+    max_children: u64,
+
+    /// Log only the first line, errors and the shutdown summary.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn parse_address(text: &str) -> Result<IpAddr, String> {
+    text.parse().map_err(|_| "not an IPv4 or IPv6 address (try 0.0.0.0, 127.0.0.1 or ::)".to_string())
+}
+
+fn main() -> ExitCode {
+    let args: Args = cli::parse_args("TCPechod");
+    let config = Config {
+        listen: Listen { addr: args.bind, port: args.port, backlog: args.backlog as i32 },
+        reaper: !args.no_reaper,
+        sigpipe: args.sigpipe,
+        delay: Duration::from_millis(args.delay),
+        terminate_handler: !args.no_sigterm_handler,
+        grace: Duration::from_secs(args.grace),
+        max_children: args.max_children as usize,
+    };
+    log::init_parent(args.quiet);
+    cli::exit_code("TCPechod", server::fork::run(&config).map(drop))
+}

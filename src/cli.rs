@@ -1,0 +1,78 @@
+//! What both programs do with their command line and their errors: a bad
+//! argument or a failure is reported as one line on stderr, `PROGRAM: what
+//! failed`, never as a panic or a backtrace, and the exit status says which
+//! kind it was.
+
+use std::process::{self, ExitCode};
+
+use clap::error::ErrorKind;
+use clap::Parser;
+
+/// Exit status of a usage error: a bad option, port, address or number.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status of a failure at run time (bind, connect, I/O...).
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Parses the command line; on a usage error prints one line and exits 2
+/// (`--help` and `--version` print and exit 0 as usual).
+pub fn parse_args<A: Parser>(program: &str) -> A {
+    match A::try_parse() {
+        Ok(args) => args,
+        Err(err) if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = err.print();
+            process::exit(0);
+        }
+        Err(err) => {
+            eprintln!("{program}: {} (see --help)", one_line(&err.to_string()));
+            process::exit(EXIT_USAGE.into());
+        }
+    }
+}
+
+/// Squeezes clap's error report onto one line: the error and its hints,
+/// without the usage block that follows them.
+fn one_line(report: &str) -> String {
+    let parts: Vec<&str> = report
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .map(|line| line.trim())
+        .map(|line| line.strip_prefix("error: ").unwrap_or(line))
+        .filter(|line| !line.is_empty())
+        .collect();
+    match parts.is_empty() {
+        true => "invalid arguments".to_string(),
+        false => parts.join("; "),
+    }
+}
+
+/// A value parser for a whole number from `min` to `max`, whose error says
+/// just that (for "-1", "soon" and "99999999999999999999" alike).
+pub fn whole_number(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+    move |text| match text.parse::<i128>() {
+        Ok(n) if (i128::from(min)..=i128::from(max)).contains(&n) => Ok(n as u64),
+        _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
+}
+
+/// A value parser for a host name or address: anything but empty.
+pub fn host(text: &str) -> Result<String, String> {
+    match text.is_empty() {
+        true => Err("a host name cannot be empty".to_string()),
+        false => Ok(text.to_string()),
+    }
+}
+
+/// Turns the outcome of a program into its exit status, printing the error
+/// (with its context, on one line) if there was one.
+pub fn exit_code(program: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{program}: {err:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

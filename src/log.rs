@@ -1,0 +1,62 @@
+//! The server's log: one line per event on stderr, `[parent PID] ...` or
+//! `[child PID] ...`, so that `ps x` and the log can be read side by side.
+//!
+//! Every line is formatted into one buffer and handed to the kernel in a
+//! single `write(2)`. Parent and children share the same stderr, and a write
+//! of up to `PIPE_BUF` (4096) bytes to a pipe is atomic, so lines from
+//! different processes never interleave mid-line. (`eprintln!` writes the
+//! pieces of a line separately, which is fine for one process but not for a
+//! forking server.)
+//!
+//! Nothing here may run inside a signal handler: it allocates. Handlers leave
+//! their news in atomics and the main loop logs it.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+static IS_CHILD: AtomicBool = AtomicBool::new(false);
+static PID: AtomicI32 = AtomicI32::new(0);
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Starts the log of the parent process; with `quiet`, [`event!`] lines are
+/// dropped and only [`notice!`] lines (first line, errors, summary) remain.
+pub fn init_parent(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+    IS_CHILD.store(false, Ordering::Relaxed);
+    PID.store(std::process::id() as i32, Ordering::Relaxed);
+}
+
+/// Called by a freshly forked child: its lines now say `[child PID]`.
+pub fn become_child() {
+    IS_CHILD.store(true, Ordering::Relaxed);
+    PID.store(std::process::id() as i32, Ordering::Relaxed);
+}
+
+/// Whether [`event!`] lines are being dropped (`-q`).
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Writes one line; `always` lines ignore `-q`. Use the macros instead.
+pub fn line(always: bool, args: fmt::Arguments) {
+    if !always && quiet() {
+        return;
+    }
+    let role = if IS_CHILD.load(Ordering::Relaxed) { "child" } else { "parent" };
+    let text = format!("[{role} {}] {args}\n", PID.load(Ordering::Relaxed));
+    // A log line that cannot be written (stderr closed) is not worth dying for.
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// Logs an ordinary event (accepted, forked, closed, reaped...); silent with `-q`.
+#[macro_export]
+macro_rules! event {
+    ($($arg:tt)*) => { $crate::log::line(false, format_args!($($arg)*)) };
+}
+
+/// Logs a line that `-q` keeps: the first line, errors and the summary.
+#[macro_export]
+macro_rules! notice {
+    ($($arg:tt)*) => { $crate::log::line(true, format_args!($($arg)*)) };
+}

@@ -1,0 +1,213 @@
+//! Signal handlers of the server (except SIGCHLD, see [`crate::reaper`]):
+//! SIGTERM/SIGINT for the graceful shutdown, the three SIGPIPE modes, and the
+//! wake pipe that lets a handler interrupt the parent's wait.
+//!
+//! A handler may run between any two instructions of the main program, even
+//! in the middle of `malloc` or while stderr is locked. So every handler here
+//! does only async-signal-safe work (signal-safety(7)): it stores into
+//! atomics and calls `write(2)` or `shutdown(2)`. It also saves and restores
+//! `errno`, which those calls may change under the feet of the code it
+//! interrupted. Everything else (logging, bookkeeping) is left to the main
+//! loop.
+//!
+//! Why the wake pipe (the "self-pipe trick")? A plain `accept` loop that
+//! checks a "stop" flag has a race: if SIGTERM arrives after the check but
+//! before `accept` blocks, the server sleeps in `accept` until the next
+//! client. Here the parent sleeps in `poll(2)` on msock *and* on the read end
+//! of a pipe; each handler writes one byte into the pipe, and a byte written
+//! before `poll` started still makes it return.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::socket::{shutdown, Shutdown};
+use nix::unistd;
+
+/// What a child does about SIGPIPE (`--sigpipe`).
+///
+/// The kernel sends SIGPIPE to a process that writes to a connection that
+/// can no longer carry data (the peer closed it and answered with RST). In C
+/// the default action kills the process. Rust programs start with SIGPIPE
+/// *ignored*: the runtime sets it to SIG_IGN before `main`, so that a write
+/// returns the error EPIPE instead of killing the program silently. A child
+/// therefore has to choose explicitly; [`child_signals`] applies the choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SigpipeMode {
+    /// SIG_DFL, as in C: the child dies from SIGPIPE and the reaper reports it.
+    Default,
+    /// SIG_IGN: the write fails with EPIPE; the child logs it and exits 3.
+    Ignore,
+    /// A handler counts SIGPIPEs; the write fails with EPIPE and the child exits 3.
+    Count,
+}
+
+/// The signal that asked this process to stop (0 while none did).
+static TERMINATE_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// Write end of the parent's wake pipe (-1 when there is none, as in a child).
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// In a child: the socket whose reading SIGTERM stops (-1 in the parent).
+static STOP_READING_FD: AtomicI32 = AtomicI32::new(-1);
+/// SIGPIPEs counted by the `count` handler in this process.
+static SIGPIPE_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Installs `handler` for `sig` with sigaction(2). All handlers of this crate
+/// go through here.
+pub(crate) fn install(sig: Signal, handler: SigHandler, flags: SaFlags) -> Result<()> {
+    let action = SigAction::new(handler, flags, SigSet::empty());
+    // SAFETY: sigaction is unsafe because the handler could do anything while
+    // it interrupts the program. Every handler installed through this
+    // function only touches atomics and makes async-signal-safe calls
+    // (waitpid, write, shutdown), and restores errno; SIG_DFL and SIG_IGN run
+    // no code of ours at all.
+    unsafe { signal::sigaction(sig, &action) }.with_context(|| format!("sigaction {sig}"))?;
+    Ok(())
+}
+
+/// The parent's wake pipe: signal handlers write a byte, the main loop polls
+/// the read end and drains it.
+pub struct WakePipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl WakePipe {
+    /// Creates the pipe and makes it the target of every handler's wake-up.
+    /// Both ends are non-blocking: a handler must never block on a full pipe
+    /// (one unread byte is wake-up enough), and draining stops at "empty".
+    pub fn new() -> Result<WakePipe> {
+        let (read, write) = unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).context("pipe2")?;
+        WAKE_FD.store(write.as_raw_fd(), Ordering::SeqCst);
+        Ok(WakePipe { read, write })
+    }
+
+    /// The end to give to poll(2).
+    pub fn read_end(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
+    /// The descriptor numbers of its two ends, for the log.
+    pub fn fds(&self) -> (i32, i32) {
+        (self.read.as_raw_fd(), self.write.as_raw_fd())
+    }
+
+    /// Empties the pipe after poll said it is readable.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = unistd::read(&self.read, &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for WakePipe {
+    /// Handlers must stop writing to the pipe before its descriptors close
+    /// (and their numbers are reused by something else).
+    fn drop(&mut self) {
+        WAKE_FD.store(-1, Ordering::SeqCst);
+    }
+}
+
+/// Makes the main loop's poll(2) return. Called from handlers only.
+pub(crate) fn wake_main_loop() {
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: `fd` is the write end of the live WakePipe: WAKE_FD is set
+        // when the pipe is created and reset to -1 before it is closed.
+        let pipe = unsafe { BorrowedFd::borrow_raw(fd) };
+        // EAGAIN (pipe full) is fine: unread bytes will wake the loop anyway.
+        let _ = unistd::write(pipe, &[0u8]);
+    }
+}
+
+/// SIGTERM/SIGINT handler of the parent: note the request, wake the loop.
+extern "C" fn parent_on_terminate(sig: libc::c_int) {
+    let saved_errno = Errno::last_raw();
+    TERMINATE_SIGNAL.store(sig, Ordering::SeqCst);
+    wake_main_loop();
+    Errno::set_raw(saved_errno);
+}
+
+/// SIGTERM/SIGINT handler of a child: note the request and stop reading.
+///
+/// shutdown(SHUT_RD) makes a blocked `read` return 0 at once, and every later
+/// `read` too once the data already received has been read. So the echo loop
+/// ends exactly as if the client had closed: everything read so far has been
+/// echoed, and the child closes its socket and exits 0.
+extern "C" fn child_on_terminate(sig: libc::c_int) {
+    let saved_errno = Errno::last_raw();
+    TERMINATE_SIGNAL.store(sig, Ordering::SeqCst);
+    let fd = STOP_READING_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let _ = shutdown(fd, Shutdown::Read);
+    }
+    Errno::set_raw(saved_errno);
+}
+
+/// SIGPIPE handler of `--sigpipe count`: count, and let the write fail with EPIPE.
+extern "C" fn count_sigpipe(_sig: libc::c_int) {
+    SIGPIPE_COUNT.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Installs the parent's SIGTERM and SIGINT handler.
+///
+/// Only one handler per signal exists in a process: installing ours replaces
+/// whatever was there before (a library's included), which is why a program
+/// must own its signal handling in one place.
+pub fn install_terminate_handlers() -> Result<()> {
+    let handler = SigHandler::Handler(parent_on_terminate);
+    install(Signal::SIGTERM, handler, SaFlags::SA_RESTART)?;
+    install(Signal::SIGINT, handler, SaFlags::SA_RESTART)
+}
+
+/// The signal that asked this process to stop, if one did.
+pub fn terminate_requested() -> Option<Signal> {
+    match TERMINATE_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Signal::try_from(sig).ok(),
+    }
+}
+
+/// Sets the signal dispositions of a freshly forked child that serves `asock`.
+///
+/// The child inherits the parent's handlers; it replaces them before it
+/// closes the wake pipe they write to. With `terminate_handler`, SIGTERM and
+/// SIGINT stop the child's reading (see `child_on_terminate`); otherwise
+/// they keep their default action and kill it.
+pub fn child_signals(asock: &impl AsRawFd, sigpipe: SigpipeMode, terminate_handler: bool) -> Result<()> {
+    install(Signal::SIGCHLD, SigHandler::SigDfl, SaFlags::empty())?;
+    let pipe_action = match sigpipe {
+        SigpipeMode::Default => SigHandler::SigDfl,
+        SigpipeMode::Ignore => SigHandler::SigIgn,
+        SigpipeMode::Count => SigHandler::Handler(count_sigpipe),
+    };
+    install(Signal::SIGPIPE, pipe_action, SaFlags::SA_RESTART)?;
+    if terminate_handler {
+        STOP_READING_FD.store(asock.as_raw_fd(), Ordering::SeqCst);
+        let handler = SigHandler::Handler(child_on_terminate);
+        install(Signal::SIGTERM, handler, SaFlags::SA_RESTART)?;
+        install(Signal::SIGINT, handler, SaFlags::SA_RESTART)?;
+        // A SIGTERM that hit the child before its own handler was in place ran
+        // the parent's handler here: honour it now.
+        if terminate_requested().is_some() {
+            let _ = shutdown(asock.as_raw_fd(), Shutdown::Read);
+        }
+    }
+    Ok(())
+}
+
+/// Forgets the socket the child's SIGTERM handler would shut down; call
+/// before closing it.
+pub fn child_socket_closing() {
+    STOP_READING_FD.store(-1, Ordering::SeqCst);
+}
+
+/// SIGPIPEs counted in this process by `--sigpipe count`.
+pub fn sigpipe_count() -> u64 {
+    SIGPIPE_COUNT.load(Ordering::SeqCst)
+}

@@ -1,0 +1,136 @@
+//! Graceful shutdown: SIGTERM or SIGINT stops the accept loop, children
+//! finish what they read, stragglers are killed after the grace period,
+//! every child is reaped, and the port can be bound again at once.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::thread;
+
+use common::*;
+
+/// Waits until the server's child has read everything `sock` sent: the
+/// data left the client (acknowledged) and sits in no receive queue.
+fn wait_until_read_by_server(sock: &TcpStream, server_port: u16) {
+    let local = sock.local_addr().unwrap().port();
+    wait_until("the child to read the data", || {
+        let table = tcp_table();
+        let ours = table.iter().find(|e| e.local_port == local && e.remote_port == server_port)?;
+        let theirs = table.iter().find(|e| e.local_port == server_port && e.remote_port == local)?;
+        (ours.tx_queue == 0 && theirs.rx_queue == 0).then_some(())
+    })
+}
+
+#[test]
+fn sigterm_under_load_ends_cleanly_and_frees_the_port() {
+    let mut server = Server::start(&["--delay", "20", "--grace", "20"]);
+    let port = server.port.to_string();
+    let input: Vec<u8> = (0..40).flat_map(|i| format!("line {i} of a slow client\n").into_bytes()).collect();
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let (port, input) = (port.clone(), input.clone());
+            thread::spawn(move || (run_client(&["--interval", "5", "127.0.0.1", &port], &input), input))
+        })
+        .collect();
+    server.wait_for_children(16, |p| !p.is_zombie());
+
+    let status = server.stop_with(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log.join("\n"));
+    let summary = server.summary();
+    assert_eq!(summary.accepted, 16);
+    assert_eq!(summary.reaped, summary.accepted, "every child reaped");
+    assert_eq!(summary.killed, 0, "children finished within the grace period");
+    assert_eq!(server.lines_with("sent SIGTERM to child").len(), 16);
+    assert_eq!(server.lines_with("stopped reading on SIGTERM").len(), 16);
+    assert!(processes_in_group(server.pid).is_empty(), "no process of the server is left");
+
+    for client in clients {
+        let (out, input) = client.join().unwrap();
+        // Cut short by the shutdown, but what came back is exactly what was sent.
+        assert!(input.starts_with(&out.stdout), "a client got data it did not send");
+    }
+
+    // The port, with connections of the old server in TIME_WAIT, is free again.
+    let again = Server::start_raw(&["--bind", "127.0.0.1", &port]);
+    assert_eq!(again.port, server.port);
+}
+
+#[test]
+fn data_read_before_sigterm_is_echoed_before_the_close() {
+    let mut server = Server::start(&["--delay", "300"]);
+    let mut sock = server.connect();
+    sock.write_all(b"hello, are you there?\n").unwrap();
+    wait_until_read_by_server(&sock, server.port);
+    server.signal(libc::SIGTERM);
+
+    let mut echo = Vec::new();
+    sock.read_to_end(&mut echo).unwrap(); // up to the server's FIN
+    assert_eq!(echo, b"hello, are you there?\n");
+    assert_eq!(server.wait_for_exit().code(), Some(0));
+    assert_eq!(server.summary().killed, 0);
+    assert_eq!(server.lines_with("finished: 22 bytes echoed (stopped reading on SIGTERM)").len(), 1);
+    let child_closed = server.lines_with("closed asock");
+    assert!(
+        child_closed.iter().any(|l| l.starts_with("[child ")),
+        "the child logs its close: {:?}",
+        server.log
+    );
+}
+
+#[test]
+fn sigint_is_a_graceful_shutdown_too() {
+    let mut server = Server::start(&[]);
+    let idle = server.connect(); // a client that never sends: its child waits in read
+    server.wait_for_children(1, |_| true);
+    assert_eq!(server.stop_with(libc::SIGINT).code(), Some(0));
+    assert!(server.log.iter().any(|l| l.contains("SIGINT received")));
+    assert_eq!(server.summary(), Summary { accepted: 1, reaped: 1, sigpipe: 0, killed: 0 });
+    drop(idle);
+}
+
+#[test]
+fn children_that_cannot_finish_are_killed_after_the_grace_period() {
+    // The child reads, then sleeps 10 s before echoing: longer than the grace.
+    let mut server = Server::start(&["--delay", "10000", "--grace", "1"]);
+    let mut sock = server.connect();
+    sock.write_all(b"too slow\n").unwrap();
+    wait_until_read_by_server(&sock, server.port);
+
+    let status = server.stop_with(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        server.summary(),
+        Summary { accepted: 1, reaped: 1, sigpipe: 0, killed: 1 },
+        "{:?}",
+        server.log
+    );
+    assert_eq!(server.lines_with("grace period of 1 s over").len(), 1);
+    assert_eq!(server.lines_with("killed by signal 9 (SIGKILL)").len(), 1);
+    // The kernel closed the killed child's socket: the client sees the end.
+    let mut rest = Vec::new();
+    let _ = sock.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "nothing was echoed: the child died in its delay");
+}
+
+#[test]
+fn without_the_handler_sigterm_kills_only_the_parent() {
+    let mut server = Server::start(&["--no-sigterm-handler"]);
+    let mut sock = server.connect();
+    sock.write_all(b"before\n").unwrap();
+    let mut buf = [0u8; 7];
+    sock.read_exact(&mut buf).unwrap();
+    let child = server.wait_for_children(1, |_| true).remove(0);
+
+    let status = server.wait_for_parent_exit_after(libc::SIGTERM);
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGTERM));
+    // The orphaned child lives on and still echoes; no summary was printed.
+    sock.write_all(b"after!\n").unwrap();
+    sock.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"after!\n");
+    assert!(Proc::read(child.pid).is_some_and(|p| p.ppid != server.pid));
+    sock.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(sock.read(&mut buf).unwrap(), 0);
+    server.wait_for_exit_of_all();
+    assert!(server.lines_with("shutdown:").is_empty());
+}
