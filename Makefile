@@ -22,7 +22,7 @@ run: build
 
 # Every test: unit tests, and integration tests that run the real binaries.
 test:
-	$(CARGO) test --release
+	$(CARGO) test --release --workspace
 
 clean:
 	rm -f $(BINARIES)

@@ -76,3 +76,29 @@ pub fn exit_code(program: &str, result: anyhow::Result<()>) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_reports_become_one_line() {
+        let report = "error: invalid value 'x' for '--sigpipe <MODE>'\n  [possible values: default, ignore, count]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(report),
+            "invalid value 'x' for '--sigpipe <MODE>'; [possible values: default, ignore, count]"
+        );
+        let report = "error: unexpected argument '9000' found\n\nUsage: TCPechod [OPTIONS] [PORT]\n\nFor more information, try '--help'.\n";
+        assert_eq!(one_line(report), "unexpected argument '9000' found");
+    }
+
+    #[test]
+    fn whole_numbers_are_checked_against_their_range() {
+        let grace = whole_number(0, 3600);
+        assert_eq!(grace("0"), Ok(0));
+        assert_eq!(grace("3600"), Ok(3600));
+        for bad in ["-1", "3601", "soon", "", "1.5", "99999999999999999999999999999999999999999"] {
+            assert_eq!(grace(bad), Err("expected a whole number from 0 to 3600".to_string()), "{bad}");
+        }
+    }
+}

@@ -28,6 +28,8 @@ pub struct Listen {
     /// Length of the queue of connections that completed the handshake but
     /// were not yet accepted.
     pub backlog: i32,
+    /// Set SO_REUSEADDR (off only with the `--no-reuseaddr` toggle).
+    pub reuse_addr: bool,
 }
 
 /// Creates the master socket, bound and listening.
@@ -45,8 +47,11 @@ pub fn passive_tcp(listen_on: &Listen) -> Result<TcpListener> {
     let msock = socket::socket(family, SockType::Stream, SockFlag::SOCK_NONBLOCK, None).context("socket")?;
 
     // Without SO_REUSEADDR a restarted server cannot bind its port while old
-    // connections of the previous run sit in TIME_WAIT.
-    setsockopt(&msock, sockopt::ReuseAddr, &true).context("setsockopt SO_REUSEADDR")?;
+    // connections of the previous run sit in TIME_WAIT (Linux lets the new
+    // socket in only if the old ones had the option too).
+    if listen_on.reuse_addr {
+        setsockopt(&msock, sockopt::ReuseAddr, &true).context("setsockopt SO_REUSEADDR")?;
+    }
     if family == AddressFamily::Inet6 {
         // Dual stack: `::` also accepts IPv4 clients (seen as ::ffff:a.b.c.d).
         setsockopt(&msock, sockopt::Ipv6V6Only, &false).context("setsockopt IPV6_V6ONLY")?;

@@ -156,3 +156,19 @@ impl Drop for Hold {
         let _ = SigSet::from(Signal::SIGCHLD).thread_unblock();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_statuses_are_decoded() {
+        // The layout of a wait status on Linux: exit code in bits 8-15,
+        // terminating signal in bits 0-6.
+        assert_eq!(End::from_wait_status(3 << 8), End::Exited(3));
+        assert_eq!(End::from_wait_status(libc::SIGPIPE), End::Killed(libc::SIGPIPE));
+        assert_eq!(End::Exited(0).to_string(), "exited with status 0");
+        assert_eq!(End::Killed(9).to_string(), "killed by signal 9 (SIGKILL)");
+        assert_eq!(End::Killed(40).to_string(), "killed by signal 40");
+    }
+}

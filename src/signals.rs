@@ -18,7 +18,7 @@
 //! before `poll` started still makes it return.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -51,6 +51,8 @@ static TERMINATE_SIGNAL: AtomicI32 = AtomicI32::new(0);
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 /// In a child: the socket whose reading SIGTERM stops (-1 in the parent).
 static STOP_READING_FD: AtomicI32 = AtomicI32::new(-1);
+/// Set by SIGUSR1 in the parent until the main loop prints a status line.
+static STATUS_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// SIGPIPEs counted by the `count` handler in this process.
 static SIGPIPE_COUNT: AtomicU64 = AtomicU64::new(0);
 
@@ -133,6 +135,14 @@ extern "C" fn parent_on_terminate(sig: libc::c_int) {
     Errno::set_raw(saved_errno);
 }
 
+/// SIGUSR1 handler of the parent: ask the main loop for a status line.
+extern "C" fn parent_on_status(_sig: libc::c_int) {
+    let saved_errno = Errno::last_raw();
+    STATUS_REQUESTED.store(true, Ordering::SeqCst);
+    wake_main_loop();
+    Errno::set_raw(saved_errno);
+}
+
 /// SIGTERM/SIGINT handler of a child: note the request and stop reading.
 ///
 /// shutdown(SHUT_RD) makes a blocked `read` return 0 at once, and every later
@@ -165,6 +175,16 @@ pub fn install_terminate_handlers() -> Result<()> {
     install(Signal::SIGINT, handler, SaFlags::SA_RESTART)
 }
 
+/// Installs the parent's SIGUSR1 handler: `kill -USR1 PID` prints a status line.
+pub fn install_status_handler() -> Result<()> {
+    install(Signal::SIGUSR1, SigHandler::Handler(parent_on_status), SaFlags::SA_RESTART)
+}
+
+/// Whether SIGUSR1 asked for a status line since the last call.
+pub fn status_requested() -> bool {
+    STATUS_REQUESTED.swap(false, Ordering::SeqCst)
+}
+
 /// The signal that asked this process to stop, if one did.
 pub fn terminate_requested() -> Option<Signal> {
     match TERMINATE_SIGNAL.load(Ordering::SeqCst) {
@@ -175,12 +195,15 @@ pub fn terminate_requested() -> Option<Signal> {
 
 /// Sets the signal dispositions of a freshly forked child that serves `asock`.
 ///
-/// The child inherits the parent's handlers; it replaces them before it
-/// closes the wake pipe they write to. With `terminate_handler`, SIGTERM and
+/// The child inherits the parent's handlers (SIGCHLD, SIGUSR1, SIGTERM,
+/// SIGINT); it replaces them before it closes the wake pipe they write to. With `terminate_handler`, SIGTERM and
 /// SIGINT stop the child's reading (see `child_on_terminate`); otherwise
 /// they keep their default action and kill it.
 pub fn child_signals(asock: &impl AsRawFd, sigpipe: SigpipeMode, terminate_handler: bool) -> Result<()> {
     install(Signal::SIGCHLD, SigHandler::SigDfl, SaFlags::empty())?;
+    // The status line is the parent's; SIGUSR1's default action would kill
+    // a child that gets it (from `kill -USR1 -PGID`, say).
+    install(Signal::SIGUSR1, SigHandler::SigIgn, SaFlags::empty())?;
     let pipe_action = match sigpipe {
         SigpipeMode::Default => SigHandler::SigDfl,
         SigpipeMode::Ignore => SigHandler::SigIgn,

@@ -121,6 +121,16 @@ fn dual_stack_server_answers_ipv6_and_ipv4() {
 }
 
 #[test]
+fn client_tries_every_address_of_a_name() {
+    // localhost is ::1 and 127.0.0.1; the server listens on IPv4 only, so
+    // the client must go on to the next address when the first is refused.
+    let server = Server::start(&["-q"]);
+    let out = run_client(&["localhost", &server.port.to_string()], b"by name\n");
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    assert_eq!(out.stdout, b"by name\n");
+}
+
+#[test]
 fn client_reports_refused_connection() {
     // Bind a port, remember it, free it: nobody listens there now.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();

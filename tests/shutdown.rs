@@ -30,7 +30,7 @@ fn sigterm_under_load_ends_cleanly_and_frees_the_port() {
     let clients: Vec<_> = (0..16)
         .map(|_| {
             let (port, input) = (port.clone(), input.clone());
-            thread::spawn(move || (run_client(&["--interval", "5", "127.0.0.1", &port], &input), input))
+            thread::spawn(move || (run_client(&["--interval", "25", "127.0.0.1", &port], &input), input))
         })
         .collect();
     server.wait_for_children(16, |p| !p.is_zombie());

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tcpechod::msock::Listen;
-use tcpechod::server::{self, Config};
+use tcpechod::server::{self, Breakage, Config};
 use tcpechod::signals::SigpipeMode;
 use tcpechod::{cli, log, port, reaper};
 
@@ -72,6 +72,19 @@ struct Args {
           value_parser = cli::whole_number(1, reaper::CAPACITY as u64))]
     max_children: u64,
 
+    /// Broken on purpose: the parent does not close the sockets it accepts.
+    #[arg(long, help_heading = "Toggles that break the server on purpose")]
+    leak_asock: bool,
+
+    /// Broken on purpose: children do not close the listening socket.
+    #[arg(long, help_heading = "Toggles that break the server on purpose")]
+    leak_msock: bool,
+
+    /// Broken on purpose: no SO_REUSEADDR, so a restart can fail while old
+    /// connections are in TIME_WAIT.
+    #[arg(long, help_heading = "Toggles that break the server on purpose")]
+    no_reuseaddr: bool,
+
     /// Log only the first line, errors and the shutdown summary.
     #[arg(short, long)]
     quiet: bool,
@@ -84,13 +97,19 @@ fn parse_address(text: &str) -> Result<IpAddr, String> {
 fn main() -> ExitCode {
     let args: Args = cli::parse_args("TCPechod");
     let config = Config {
-        listen: Listen { addr: args.bind, port: args.port, backlog: args.backlog as i32 },
+        listen: Listen {
+            addr: args.bind,
+            port: args.port,
+            backlog: args.backlog as i32,
+            reuse_addr: !args.no_reuseaddr,
+        },
         reaper: !args.no_reaper,
         sigpipe: args.sigpipe,
         delay: Duration::from_millis(args.delay),
         terminate_handler: !args.no_sigterm_handler,
         grace: Duration::from_secs(args.grace),
         max_children: args.max_children as usize,
+        breakage: Breakage { leak_asock: args.leak_asock, leak_msock: args.leak_msock },
     };
     log::init_parent(args.quiet);
     cli::exit_code("TCPechod", server::fork::run(&config).map(drop))

@@ -62,6 +62,19 @@ impl Children {
         full
     }
 
+    /// Logs the status line that SIGUSR1 asks for.
+    pub fn log_status(&self) {
+        let zombies = self.live.keys().filter(|&&pid| is_zombie(pid)).count();
+        let s = self.summary;
+        notice!(
+            "status: children={} zombies={zombies} accepted={} reaped={} sigpipe={}",
+            self.live.len() - zombies,
+            s.accepted,
+            s.reaped,
+            s.sigpipe
+        );
+    }
+
     /// The counts so far.
     pub fn summary(&self) -> Summary {
         self.summary
@@ -137,4 +150,14 @@ impl Children {
             wait(wake, None, timeout)?;
         }
     }
+}
+
+/// Whether `pid` has ended and waits to be reaped: state Z in /proc/PID/stat,
+/// the `<defunct>` of `ps x`.
+fn is_zombie(pid: Pid) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "PID (command) STATE ...": the command may itself hold ") ".
+    stat.rfind(") ").is_some_and(|end| stat[end + 2..].starts_with('Z'))
 }

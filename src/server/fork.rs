@@ -17,7 +17,7 @@
 //! descriptor of a socket is closed.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
 use std::process;
 use std::time::Duration;
 
@@ -37,7 +37,6 @@ use crate::{log, msock, reaper};
 /// and returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
     let msock = msock::passive_tcp(&config.listen)?;
-    notice!("listening on {}", msock.local_addr()?);
     let wake = WakePipe::new()?;
     if config.reaper {
         reaper::install()?;
@@ -45,7 +44,10 @@ pub fn run(config: &Config) -> Result<Summary> {
     if config.terminate_handler {
         signals::install_terminate_handlers()?;
     }
+    signals::install_status_handler()?;
     let mut children = Children::new(config.max_children);
+    // Only now, with every handler in place, is the server ready.
+    notice!("listening on {}", msock.local_addr()?);
 
     let outcome = loop {
         let (asock, client) = match next_client(&msock, &wake, &mut children) {
@@ -65,7 +67,11 @@ pub fn run(config: &Config) -> Result<Summary> {
             Ok(ForkResult::Parent { child }) => {
                 event!("accepted {client} on fd {}, forked child {child}", asock.as_raw_fd());
                 children.forked(child, client);
-                close("asock", asock);
+                if config.breakage.leak_asock {
+                    event!("NOT closing asock (fd {}): --leak-asock", asock.into_raw_fd());
+                } else {
+                    close("asock", asock);
+                }
             }
             Err(errno) => notice!("fork failed: {errno}; closing the connection from {client}"),
         }
@@ -89,6 +95,9 @@ fn next_client(
         if let Some(sig) = signals::terminate_requested() {
             event!("{sig} received: no more connections");
             return Ok(None);
+        }
+        if signals::status_requested() {
+            children.log_status();
         }
         let accepting = !children.at_limit();
         if wait(wake, accepting.then_some(msock), PollTimeout::NONE)? {
@@ -143,7 +152,11 @@ fn accept(msock: &TcpListener, wake: &WakePipe) -> Result<Option<(TcpStream, Soc
 /// The child's side of the fork: serve one client, then exit.
 fn child(msock: TcpListener, wake: WakePipe, asock: TcpStream, client: SocketAddr, config: &Config) -> ! {
     log::become_child();
-    close("msock", msock);
+    if config.breakage.leak_msock {
+        event!("NOT closing msock (fd {}): --leak-msock", msock.into_raw_fd());
+    } else {
+        close("msock", msock);
+    }
     if let Err(err) = signals::child_signals(&asock, config.sigpipe, config.terminate_handler) {
         notice!("{err:#}");
         process::exit(exit_status::FAILED);

@@ -38,6 +38,21 @@ pub struct Config {
     pub grace: Duration,
     /// Most children alive at once; at the limit the parent stops accepting.
     pub max_children: usize,
+    /// Toggles that break the server on purpose, to show why a line exists.
+    pub breakage: Breakage,
+}
+
+/// The toggles that break the server on purpose (all off normally). Each
+/// removes one line of the design, so that a student sees what it is for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Breakage {
+    /// `--leak-asock`: the parent keeps every accepted socket open. Its
+    /// descriptors pile up, and a client never gets the FIN it waits for,
+    /// because the parent still holds the connection.
+    pub leak_asock: bool,
+    /// `--leak-msock`: children keep the listening socket. Killed, the
+    /// parent leaves its port in LISTEN, held by its children.
+    pub leak_msock: bool,
 }
 
 /// Exit statuses of a child, as the parent's log reports them.

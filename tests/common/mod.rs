@@ -35,6 +35,8 @@ pub struct Server {
     lines: Receiver<String>,
     /// Every log line read so far.
     pub log: Vec<String>,
+    /// The server died before its children (a test killed it).
+    orphans_possible: bool,
 }
 
 impl Server {
@@ -72,7 +74,8 @@ impl Server {
             }
         });
         let pid = child.id() as i32;
-        let mut server = Server { child: Some(child), pid, port: 0, lines, log: Vec::new() };
+        let mut server =
+            Server { child: Some(child), pid, port: 0, lines, log: Vec::new(), orphans_possible: false };
         let first = server.wait_for_line(|l| l.contains("listening on"));
         assert_eq!(server.log.len(), 1, "`listening on` must be the first line: {:?}", server.log);
         assert!(first.starts_with(&format!("[parent {pid}] listening on ")), "{first}");
@@ -142,6 +145,7 @@ impl Server {
         let child = self.child.as_mut().expect("server already waited for");
         let status = wait_until("the server to exit", || child.try_wait().expect("try_wait"));
         self.child = None;
+        self.orphans_possible = true;
         status
     }
 
@@ -218,9 +222,12 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // The whole process group: the server and all its children.
+        // The whole process group: the server and all its children, also
+        // children orphaned by a test that killed the server itself.
+        if self.child.is_some() || self.orphans_possible {
             signal(-self.pid, libc::SIGKILL);
+        }
+        if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
     }

@@ -1,0 +1,219 @@
+//! A smoke run of every lab script in labs/: each must run unattended, show
+//! what its exercise is about, and leave nothing behind, also when it is
+//! interrupted. Scripts that need root or tcpdump may skip (exit 77) where
+//! those are missing, never where they are present, as in CI.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+/// Exit status of a script that skipped.
+const SKIPPED: i32 = 77;
+
+fn lab(script: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("labs").join(script)
+}
+
+/// A fresh output folder for one run.
+fn out_dir(script: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tcpechod-lab-{}-{script}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn command(script: &str, out: &Path) -> Command {
+    let mut command = Command::new("bash");
+    command.arg(lab(script)).env("TCPECHOD", SERVER).env("TCPECHO", CLIENT).env("LAB_OUT", out);
+    command
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Processes that still hold a file in `dir` open (the logs a script made).
+fn holders_of(dir: &Path) -> Vec<i32> {
+    all_processes()
+        .into_iter()
+        .filter(|p| {
+            fs::read_dir(format!("/proc/{}/fd", p.pid)).is_ok_and(|fds| {
+                fds.filter_map(|fd| fs::read_link(fd.ok()?.path()).ok()).any(|target| target.starts_with(dir))
+            })
+        })
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Runs a script to the end and checks that its output shows `expected`.
+/// `needs` says what it requires: (root, tcpdump).
+fn smoke(script: &str, needs_root: bool, needs_tcpdump: bool, expected: &[&str]) {
+    let out = out_dir(script);
+    let mut command = command(script, &out);
+    command.stdin(Stdio::null());
+    let (tx, rx) = mpsc::channel();
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run bash");
+    let pid = child.id() as i32;
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(output) => output.expect("wait for the script"),
+        Err(_) => {
+            signal(pid, libc::SIGINT);
+            panic!("{script} did not finish in time");
+        }
+    };
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let can_run = (!needs_root || is_root()) && (!needs_tcpdump || have("tcpdump"));
+    if output.status.code() == Some(SKIPPED) {
+        assert!(!can_run, "{script} skipped although it could run here:\n{text}");
+        eprintln!("{script}: {}", text.lines().find(|l| l.contains("SKIPPED")).unwrap_or("skipped"));
+        return;
+    }
+    assert_eq!(output.status.code(), Some(0), "{script} failed:\n{text}");
+    assert!(text.contains(">> LOOK:"), "{script} says what to look at");
+    for phrase in expected {
+        assert!(text.contains(phrase), "{script} should show {phrase:?}:\n{text}");
+    }
+    assert!(holders_of(&out).is_empty(), "{script} left processes behind");
+    let _ = fs::remove_dir_all(&out);
+}
+
+#[test]
+fn lab_01_clients() {
+    smoke("01-clients.sh", false, false, &["finished: 26 bytes echoed", "two clients at once:"]);
+}
+
+#[test]
+fn lab_02_tcpdump() {
+    smoke("02-tcpdump.sh", true, true, &["Flags [S.]", "Flags [F.]", "Flags [R]", "02-tcpdump.pcap"]);
+}
+
+#[test]
+fn lab_02_namespaces() {
+    smoke("02-namespaces.sh", true, false, &["accepted 10.80.1.2:", "accepted 10.80.2.2:"]);
+}
+
+#[test]
+fn lab_03_netstat() {
+    smoke("03-netstat.sh", false, false, &["LISTEN", "ESTAB", "TIME-WAIT", "ip_local_port_range"]);
+}
+
+#[test]
+fn lab_04_misbehaving_clients() {
+    smoke(
+        "04-misbehaving-clients.sh",
+        false,
+        false,
+        &["is anybody there?", "exited with status 4: connection reset"],
+    );
+}
+
+#[test]
+fn lab_05_zombies() {
+    smoke(
+        "05-zombies.sh",
+        false,
+        false,
+        &["<defunct>", "status: children=0 zombies=3 accepted=3 reaped=0", "installing the reaper"],
+    );
+}
+
+#[test]
+fn lab_06_sigpipe() {
+    smoke(
+        "06-sigpipe.sh",
+        false,
+        false,
+        &["killed by signal 13 (SIGPIPE)", "(SIGPIPE ignored)", "SIGPIPE (count=1)", "sigpipe=1 killed=0"],
+    );
+}
+
+#[test]
+fn lab_07_shutdown() {
+    smoke(
+        "07-shutdown.sh",
+        false,
+        false,
+        &["sent SIGTERM to child", "stopped reading on SIGTERM", "killed=1", "grace period of 1 s over"],
+    );
+}
+
+#[test]
+fn lab_08_broken_on_purpose() {
+    smoke(
+        "08-broken-on-purpose.sh",
+        false,
+        false,
+        &["CLOSE-WAIT", "NOT closing msock", "FIN-WAIT-2", "TIME-WAIT", "already in use"],
+    );
+}
+
+/// Starts `script`, waits for `marker` in its output, interrupts it with
+/// SIGINT (Ctrl-C) and checks that it cleaned up.
+fn interrupt(script: &str, marker: &str) -> (PathBuf, u32) {
+    let out = out_dir(&format!("int-{script}"));
+    let mut child = KillOnDrop(
+        command(script, &out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let marker = marker.to_string();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(&marker) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(TIMEOUT).expect("the script got to the marker");
+    signal(child.0.id() as i32, libc::SIGINT);
+    let status = wait_until("the script to exit", || child.0.try_wait().unwrap());
+    assert_eq!(status.code(), Some(130), "a script interrupted by Ctrl-C exits 130");
+    (out, child.0.id())
+}
+
+#[test]
+fn an_interrupted_lab_stops_what_it_started() {
+    let (out, _) = interrupt("07-shutdown.sh", "two idle clients");
+    assert!(holders_of(&out).is_empty(), "servers and clients stopped");
+    let _ = fs::remove_dir_all(&out);
+}
+
+#[test]
+fn an_interrupted_namespace_lab_removes_its_namespaces() {
+    if !is_root() || !have("ip") {
+        eprintln!("skipped: needs root and ip");
+        return;
+    }
+    let (out, pid) = interrupt("02-namespaces.sh", "listening on port");
+    let namespaces =
+        String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
+    let ours: Vec<&str> = namespaces.lines().filter(|l| l.contains(&format!("-{pid}"))).collect();
+    assert!(holders_of(&out).is_empty(), "server stopped");
+    assert!(ours.is_empty(), "namespaces removed: {ours:?}");
+    let _ = fs::remove_dir_all(&out);
+}
