@@ -29,6 +29,13 @@ pub fn parse_args<A: Parser>(program: &str) -> A {
     }
 }
 
+/// Reports a usage error that clap cannot see (two options that do not go
+/// together) as one line, and exits 2.
+pub fn usage_error(program: &str, message: &str) -> ! {
+    eprintln!("{program}: {message} (see --help)");
+    process::exit(EXIT_USAGE.into());
+}
+
 /// Squeezes clap's error report onto one line: the error and its hints,
 /// without the usage block that follows them.
 fn one_line(report: &str) -> String {

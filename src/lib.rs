@@ -20,6 +20,7 @@
 //! | [`client`] | `TCPecho`: send standard input, print the echo |
 //! | [`cli`] | what both programs do with bad arguments and errors: one line, exit 1 or 2 |
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod connect;

@@ -1,5 +1,7 @@
-//! The server's log: one line per event on stderr, `[parent PID] ...` or
-//! `[child PID] ...`, so that `ps x` and the log can be read side by side.
+//! The server's log: one line per event on stderr, `[parent PID] ...`,
+//! `[child PID] ...` or, in the threaded server, `[thread TID] ...` (the
+//! kernel's thread ID, as `ps -L` shows it), so that `ps` and the log can
+//! be read side by side.
 //!
 //! Every line is formatted into one buffer and handed to the kernel in a
 //! single `write(2)`. Parent and children share the same stderr, and a write
@@ -11,6 +13,7 @@
 //! Nothing here may run inside a signal handler: it allocates. Handlers leave
 //! their news in atomics and the main loop logs it.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -18,6 +21,11 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 static IS_CHILD: AtomicBool = AtomicBool::new(false);
 static PID: AtomicI32 = AtomicI32::new(0);
 static QUIET: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Set in the threads of the threaded server: their kernel thread ID.
+    static THREAD_ID: Cell<Option<i32>> = const { Cell::new(None) };
+}
 
 /// Starts the log of the parent process; with `quiet`, [`event!`] lines are
 /// dropped and only [`notice!`] lines (first line, errors, summary) remain.
@@ -27,13 +35,20 @@ pub fn init_parent(quiet: bool) {
     PID.store(std::process::id() as i32, Ordering::Relaxed);
 }
 
-/// Called by a freshly forked child: its lines now say `[child PID]`.
+/// Called by a freshly forked child: its lines now say `[child PID]`. (The
+/// child asks for its PID only when it has something to log: a child that
+/// logs nothing should not pay for it.)
 pub fn become_child() {
     IS_CHILD.store(true, Ordering::Relaxed);
-    PID.store(std::process::id() as i32, Ordering::Relaxed);
+}
+
+/// Called by a thread that serves a client: its lines say `[thread TID]`.
+pub fn become_thread() {
+    THREAD_ID.with(|id| id.set(Some(nix::unistd::gettid().as_raw())));
 }
 
 /// Whether [`event!`] lines are being dropped (`-q`).
+#[inline]
 pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
@@ -43,8 +58,11 @@ pub fn line(always: bool, args: fmt::Arguments) {
     if !always && quiet() {
         return;
     }
-    let role = if IS_CHILD.load(Ordering::Relaxed) { "child" } else { "parent" };
-    let text = format!("[{role} {}] {args}\n", PID.load(Ordering::Relaxed));
+    let text = match THREAD_ID.with(Cell::get) {
+        Some(tid) => format!("[thread {tid}] {args}\n"),
+        None if IS_CHILD.load(Ordering::Relaxed) => format!("[child {}] {args}\n", std::process::id()),
+        None => format!("[parent {}] {args}\n", PID.load(Ordering::Relaxed)),
+    };
     // A log line that cannot be written (stderr closed) is not worth dying for.
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
@@ -52,7 +70,13 @@ pub fn line(always: bool, args: fmt::Arguments) {
 /// Logs an ordinary event (accepted, forked, closed, reaped...); silent with `-q`.
 #[macro_export]
 macro_rules! event {
-    ($($arg:tt)*) => { $crate::log::line(false, format_args!($($arg)*)) };
+    ($($arg:tt)*) => {
+        // Checked here, not in `line`: with -q a child must not even run the
+        // logging code (every page of code it runs is mapped anew after fork).
+        if !$crate::log::quiet() {
+            $crate::log::line(false, format_args!($($arg)*))
+        }
+    };
 }
 
 /// Logs a line that `-q` keeps: the first line, errors and the summary.

@@ -14,7 +14,7 @@
 //! read only by the main loop, and wakes the main loop, which logs it.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -23,27 +23,40 @@ use nix::unistd::Pid;
 
 use crate::signals;
 
-/// Slots in the ring. The parent never has more live children than this
-/// (`--max-children` is capped to it), so the ring cannot overflow while the
-/// main loop keeps draining it; if it ever did, the handler would leave the
-/// rest as zombies and the main loop would ask for another pass.
-pub const CAPACITY: usize = 4096;
+/// Records in the ring: as many as fit, with its counters, in one page of
+/// memory, so that reaping a child writes one page only (after each fork
+/// every page the parent writes must be copied: copy on write). If more
+/// children end than the ring holds before the main loop gets to them, the
+/// handler leaves the rest as zombies and the main loop asks for another
+/// pass ([`collect`]).
+pub const CAPACITY: usize = 500;
 
-static PIDS: [AtomicI32; CAPACITY] = [const { AtomicI32::new(0) }; CAPACITY];
-static STATUSES: [AtomicI32; CAPACITY] = [const { AtomicI32::new(0) }; CAPACITY];
-/// Records ever written by the handler and ever taken by the main loop;
-/// their difference is what is waiting in the ring.
-static WRITTEN: AtomicUsize = AtomicUsize::new(0);
-static TAKEN: AtomicUsize = AtomicUsize::new(0);
-static RING_WAS_FULL: AtomicBool = AtomicBool::new(false);
+/// The ring: one record per reaped child, the PID in the high 32 bits and
+/// the wait status in the low ones, so that the handler writes one word.
+/// `written` and `taken` count the records ever written by the handler and
+/// ever taken by the main loop; their difference is what is waiting.
+#[repr(C, align(4096))]
+struct Ring {
+    written: AtomicUsize,
+    taken: AtomicUsize,
+    was_full: AtomicBool,
+    records: [AtomicU64; CAPACITY],
+}
+
+static RING: Ring = Ring {
+    written: AtomicUsize::new(0),
+    taken: AtomicUsize::new(0),
+    was_full: AtomicBool::new(false),
+    records: [const { AtomicU64::new(0) }; CAPACITY],
+};
 
 /// The SIGCHLD handler.
 extern "C" fn reaper(_sig: libc::c_int) {
     let saved_errno = Errno::last_raw();
     loop {
-        let written = WRITTEN.load(Ordering::Relaxed);
-        if written - TAKEN.load(Ordering::Acquire) == CAPACITY {
-            RING_WAS_FULL.store(true, Ordering::SeqCst);
+        let written = RING.written.load(Ordering::Relaxed);
+        if written - RING.taken.load(Ordering::Acquire) == CAPACITY {
+            RING.was_full.store(true, Ordering::SeqCst);
             break;
         }
         let mut status = 0;
@@ -55,10 +68,9 @@ extern "C" fn reaper(_sig: libc::c_int) {
         if pid <= 0 {
             break; // 0: children alive, none finished; -1 (ECHILD): no children
         }
-        let slot = written % CAPACITY;
-        PIDS[slot].store(pid, Ordering::Relaxed);
-        STATUSES[slot].store(status, Ordering::Relaxed);
-        WRITTEN.store(written + 1, Ordering::Release);
+        let record = (pid as u32 as u64) << 32 | status as u32 as u64;
+        RING.records[written % CAPACITY].store(record, Ordering::Relaxed);
+        RING.written.store(written + 1, Ordering::Release);
     }
     signals::wake_main_loop();
     Errno::set_raw(saved_errno);
@@ -121,17 +133,16 @@ pub struct Reaped {
 /// Called by the main loop only.
 pub fn collect(mut each: impl FnMut(Reaped)) -> Result<()> {
     loop {
-        let taken = TAKEN.load(Ordering::Relaxed);
-        if taken == WRITTEN.load(Ordering::Acquire) {
+        let taken = RING.taken.load(Ordering::Relaxed);
+        if taken == RING.written.load(Ordering::Acquire) {
             break;
         }
-        let slot = taken % CAPACITY;
-        let pid = Pid::from_raw(PIDS[slot].load(Ordering::Relaxed));
-        let status = STATUSES[slot].load(Ordering::Relaxed);
-        TAKEN.store(taken + 1, Ordering::Release);
-        each(Reaped { pid, end: End::from_wait_status(status) });
+        let record = RING.records[taken % CAPACITY].load(Ordering::Relaxed);
+        RING.taken.store(taken + 1, Ordering::Release);
+        let pid = Pid::from_raw((record >> 32) as i32);
+        each(Reaped { pid, end: End::from_wait_status(record as u32 as i32) });
     }
-    if RING_WAS_FULL.swap(false, Ordering::SeqCst) {
+    if RING.was_full.load(Ordering::SeqCst) && RING.was_full.swap(false, Ordering::SeqCst) {
         reap_now()?;
     }
     Ok(())

@@ -1,14 +1,15 @@
 //! Signal handlers of the server (except SIGCHLD, see [`crate::reaper`]):
-//! SIGTERM/SIGINT for the graceful shutdown, the three SIGPIPE modes, and the
-//! wake pipe that lets a handler interrupt the parent's wait.
+//! SIGTERM/SIGINT for the graceful shutdown, SIGUSR1 for a status line,
+//! the three SIGPIPE modes, and the wake pipe that lets a handler interrupt
+//! the parent's wait.
 //!
 //! A handler may run between any two instructions of the main program, even
 //! in the middle of `malloc` or while stderr is locked. So every handler here
 //! does only async-signal-safe work (signal-safety(7)): it stores into
-//! atomics and calls `write(2)` or `shutdown(2)`. It also saves and restores
-//! `errno`, which those calls may change under the feet of the code it
-//! interrupted. Everything else (logging, bookkeeping) is left to the main
-//! loop.
+//! atomics and calls `write(2)`, `shutdown(2)` or `setsockopt(2)`. It also
+//! saves and restores `errno`, which those calls may change under the feet
+//! of the code it interrupted. Everything else (logging, bookkeeping) is
+//! left to the main loop.
 //!
 //! Why the wake pipe (the "self-pipe trick")? A plain `accept` loop that
 //! checks a "stop" flag has a race: if SIGTERM arrives after the check but
@@ -18,7 +19,8 @@
 //! before `poll` started still makes it return.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -27,7 +29,7 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::socket::{shutdown, Shutdown};
 use nix::unistd;
 
-/// What a child does about SIGPIPE (`--sigpipe`).
+/// What a process that writes to clients does about SIGPIPE (`--sigpipe`).
 ///
 /// The kernel sends SIGPIPE to a process that writes to a connection that
 /// can no longer carry data (the peer closed it and answered with RST). In C
@@ -37,7 +39,7 @@ use nix::unistd;
 /// therefore has to choose explicitly; [`child_signals`] applies the choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SigpipeMode {
-    /// SIG_DFL, as in C: the child dies from SIGPIPE and the reaper reports it.
+    /// SIG_DFL, as in C: the process dies from SIGPIPE and the reaper reports it.
     Default,
     /// SIG_IGN: the write fails with EPIPE; the child logs it and exits 3.
     Ignore,
@@ -49,8 +51,10 @@ pub enum SigpipeMode {
 static TERMINATE_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Write end of the parent's wake pipe (-1 when there is none, as in a child).
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
-/// In a child: the socket whose reading SIGTERM stops (-1 in the parent).
+/// The socket this process is serving, whose reading SIGTERM stops (-1: none).
 static STOP_READING_FD: AtomicI32 = AtomicI32::new(-1);
+/// Send timeout, in milliseconds, that SIGTERM puts on that socket (-1: none).
+static STOP_SEND_TIMEOUT_MS: AtomicI64 = AtomicI64::new(-1);
 /// Set by SIGUSR1 in the parent until the main loop prints a status line.
 static STATUS_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// SIGPIPEs counted by the `count` handler in this process.
@@ -63,8 +67,8 @@ pub(crate) fn install(sig: Signal, handler: SigHandler, flags: SaFlags) -> Resul
     // SAFETY: sigaction is unsafe because the handler could do anything while
     // it interrupts the program. Every handler installed through this
     // function only touches atomics and makes async-signal-safe calls
-    // (waitpid, write, shutdown), and restores errno; SIG_DFL and SIG_IGN run
-    // no code of ours at all.
+    // (waitpid, write, shutdown, setsockopt), and restores errno; SIG_DFL
+    // and SIG_IGN run no code of ours at all.
     unsafe { signal::sigaction(sig, &action) }.with_context(|| format!("sigaction {sig}"))?;
     Ok(())
 }
@@ -98,9 +102,10 @@ impl WakePipe {
 
     /// Empties the pipe after poll said it is readable.
     pub fn drain(&self) {
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 256];
+        // A read that does not fill the buffer has emptied the pipe.
         while let Ok(n) = unistd::read(&self.read, &mut buf) {
-            if n == 0 {
+            if n < buf.len() {
                 break;
             }
         }
@@ -115,8 +120,9 @@ impl Drop for WakePipe {
     }
 }
 
-/// Makes the main loop's poll(2) return. Called from handlers only.
-pub(crate) fn wake_main_loop() {
+/// Makes the main loop's poll(2) return. Called from handlers, and from the
+/// threads of the threaded server when they finish.
+pub fn wake_main_loop() {
     let fd = WAKE_FD.load(Ordering::SeqCst);
     if fd >= 0 {
         // SAFETY: `fd` is the write end of the live WakePipe: WAKE_FD is set
@@ -127,35 +133,51 @@ pub(crate) fn wake_main_loop() {
     }
 }
 
-/// SIGTERM/SIGINT handler of the parent: note the request, wake the loop.
-extern "C" fn parent_on_terminate(sig: libc::c_int) {
+/// The SIGTERM/SIGINT handler: note the request, then do what stopping
+/// means for this process. A process that accepts (the parent) is woken
+/// from its wait. A process that serves a client (a child, a worker, the
+/// iterative server) stops reading: shutdown(SHUT_RD) makes a blocked
+/// `read` return 0 at once, and every later `read` too once the data
+/// already received has been read, so the echo loop ends as if the client
+/// had closed, with everything read so far echoed. Where asked, a send
+/// timeout keeps a client that does not read from holding the process
+/// past the grace period.
+extern "C" fn on_terminate(sig: libc::c_int) {
     let saved_errno = Errno::last_raw();
     TERMINATE_SIGNAL.store(sig, Ordering::SeqCst);
     wake_main_loop();
+    stop_reading(STOP_READING_FD.load(Ordering::SeqCst));
     Errno::set_raw(saved_errno);
+}
+
+/// Shuts the reading side of `fd` and, if asked, puts the send timeout on it.
+fn stop_reading(fd: i32) {
+    if fd < 0 {
+        return;
+    }
+    let _ = shutdown(fd, Shutdown::Read);
+    let millis = STOP_SEND_TIMEOUT_MS.load(Ordering::SeqCst);
+    if millis >= 0 {
+        let timeout = libc::timeval { tv_sec: millis / 1000, tv_usec: (millis % 1000) * 1000 };
+        // SAFETY: setsockopt is async-signal-safe; `timeout` is a valid
+        // timeval that outlives the call, and its size is passed with it.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_SNDTIMEO,
+                std::ptr::from_ref(&timeout).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+        }
+    }
 }
 
 /// SIGUSR1 handler of the parent: ask the main loop for a status line.
-extern "C" fn parent_on_status(_sig: libc::c_int) {
+extern "C" fn on_status(_sig: libc::c_int) {
     let saved_errno = Errno::last_raw();
     STATUS_REQUESTED.store(true, Ordering::SeqCst);
     wake_main_loop();
-    Errno::set_raw(saved_errno);
-}
-
-/// SIGTERM/SIGINT handler of a child: note the request and stop reading.
-///
-/// shutdown(SHUT_RD) makes a blocked `read` return 0 at once, and every later
-/// `read` too once the data already received has been read. So the echo loop
-/// ends exactly as if the client had closed: everything read so far has been
-/// echoed, and the child closes its socket and exits 0.
-extern "C" fn child_on_terminate(sig: libc::c_int) {
-    let saved_errno = Errno::last_raw();
-    TERMINATE_SIGNAL.store(sig, Ordering::SeqCst);
-    let fd = STOP_READING_FD.load(Ordering::SeqCst);
-    if fd >= 0 {
-        let _ = shutdown(fd, Shutdown::Read);
-    }
     Errno::set_raw(saved_errno);
 }
 
@@ -164,25 +186,37 @@ extern "C" fn count_sigpipe(_sig: libc::c_int) {
     SIGPIPE_COUNT.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Installs the parent's SIGTERM and SIGINT handler.
+/// Installs the SIGTERM and SIGINT handler.
 ///
 /// Only one handler per signal exists in a process: installing ours replaces
 /// whatever was there before (a library's included), which is why a program
 /// must own its signal handling in one place.
 pub fn install_terminate_handlers() -> Result<()> {
-    let handler = SigHandler::Handler(parent_on_terminate);
+    let handler = SigHandler::Handler(on_terminate);
     install(Signal::SIGTERM, handler, SaFlags::SA_RESTART)?;
     install(Signal::SIGINT, handler, SaFlags::SA_RESTART)
 }
 
 /// Installs the parent's SIGUSR1 handler: `kill -USR1 PID` prints a status line.
 pub fn install_status_handler() -> Result<()> {
-    install(Signal::SIGUSR1, SigHandler::Handler(parent_on_status), SaFlags::SA_RESTART)
+    install(Signal::SIGUSR1, SigHandler::Handler(on_status), SaFlags::SA_RESTART)
+}
+
+/// Applies the SIGPIPE mode to this process.
+pub fn apply_sigpipe_mode(mode: SigpipeMode) -> Result<()> {
+    let action = match mode {
+        SigpipeMode::Default => SigHandler::SigDfl,
+        SigpipeMode::Ignore => SigHandler::SigIgn,
+        SigpipeMode::Count => SigHandler::Handler(count_sigpipe),
+    };
+    install(Signal::SIGPIPE, action, SaFlags::SA_RESTART)
 }
 
 /// Whether SIGUSR1 asked for a status line since the last call.
 pub fn status_requested() -> bool {
-    STATUS_REQUESTED.swap(false, Ordering::SeqCst)
+    // Look before clearing: a write, even of the same value, would make the
+    // page private again after every fork (copy on write).
+    STATUS_REQUESTED.load(Ordering::SeqCst) && STATUS_REQUESTED.swap(false, Ordering::SeqCst)
 }
 
 /// The signal that asked this process to stop, if one did.
@@ -193,41 +227,41 @@ pub fn terminate_requested() -> Option<Signal> {
     }
 }
 
-/// Sets the signal dispositions of a freshly forked child that serves `asock`.
+/// Sets the signal dispositions of a freshly forked child (a per-connection
+/// child or a prefork worker).
 ///
-/// The child inherits the parent's handlers (SIGCHLD, SIGUSR1, SIGTERM,
-/// SIGINT); it replaces them before it closes the wake pipe they write to. With `terminate_handler`, SIGTERM and
-/// SIGINT stop the child's reading (see `child_on_terminate`); otherwise
-/// they keep their default action and kill it.
-pub fn child_signals(asock: &impl AsRawFd, sigpipe: SigpipeMode, terminate_handler: bool) -> Result<()> {
+/// The child inherits the parent's handlers. The SIGTERM/SIGINT handler
+/// suits it as it is (see `on_terminate`); SIGCHLD and SIGUSR1 are the
+/// parent's business, and SIGPIPE gets the chosen mode. The caller then
+/// closes the wake pipe, which the inherited handler stops writing to.
+pub fn child_signals(sigpipe: SigpipeMode) -> Result<()> {
     install(Signal::SIGCHLD, SigHandler::SigDfl, SaFlags::empty())?;
-    // The status line is the parent's; SIGUSR1's default action would kill
-    // a child that gets it (from `kill -USR1 -PGID`, say).
+    // SIGUSR1's default action would kill a child that gets it (from
+    // `kill -USR1 -PGID`, say).
     install(Signal::SIGUSR1, SigHandler::SigIgn, SaFlags::empty())?;
-    let pipe_action = match sigpipe {
-        SigpipeMode::Default => SigHandler::SigDfl,
-        SigpipeMode::Ignore => SigHandler::SigIgn,
-        SigpipeMode::Count => SigHandler::Handler(count_sigpipe),
-    };
-    install(Signal::SIGPIPE, pipe_action, SaFlags::SA_RESTART)?;
-    if terminate_handler {
-        STOP_READING_FD.store(asock.as_raw_fd(), Ordering::SeqCst);
-        let handler = SigHandler::Handler(child_on_terminate);
-        install(Signal::SIGTERM, handler, SaFlags::SA_RESTART)?;
-        install(Signal::SIGINT, handler, SaFlags::SA_RESTART)?;
-        // A SIGTERM that hit the child before its own handler was in place ran
-        // the parent's handler here: honour it now.
-        if terminate_requested().is_some() {
-            let _ = shutdown(asock.as_raw_fd(), Shutdown::Read);
-        }
-    }
-    Ok(())
+    apply_sigpipe_mode(sigpipe)
 }
 
-/// Forgets the socket the child's SIGTERM handler would shut down; call
-/// before closing it.
-pub fn child_socket_closing() {
+/// Tells SIGTERM which socket this process is serving now.
+pub fn serving(asock: &impl AsRawFd) {
+    STOP_READING_FD.store(asock.as_raw_fd(), Ordering::SeqCst);
+    // A SIGTERM that came before the socket was known: honour it now.
+    if terminate_requested().is_some() {
+        stop_reading(asock.as_raw_fd());
+    }
+}
+
+/// Forgets the socket given to [`serving`]; call before closing it.
+pub fn not_serving() {
     STOP_READING_FD.store(-1, Ordering::SeqCst);
+}
+
+/// Makes SIGTERM also put a send timeout of `grace` on the socket being
+/// served, for a process that has nobody to kill it when the grace period
+/// is over (the iterative server).
+pub fn time_out_sends_on_terminate(grace: Duration) {
+    let millis = grace.as_millis().clamp(1, i64::MAX as u128) as i64;
+    STOP_SEND_TIMEOUT_MS.store(millis, Ordering::SeqCst);
 }
 
 /// SIGPIPEs counted in this process by `--sigpipe count`.

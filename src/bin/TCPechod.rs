@@ -24,17 +24,27 @@ use std::time::Duration;
 
 use clap::Parser;
 use tcpechod::msock::Listen;
-use tcpechod::server::{self, Breakage, Config};
+use tcpechod::server::{self, Breakage, Config, Mode};
 use tcpechod::signals::SigpipeMode;
-use tcpechod::{cli, log, port, reaper};
+use tcpechod::{cli, echo, log, port};
 
-/// The concurrent echo server: a child process per connection.
+/// The concurrent echo server: a child process per connection (or another model, --mode).
 #[derive(Parser, Debug)]
 #[command(name = "TCPechod", version)]
 struct Args {
     /// Port number, or service name from /etc/services; 0 lets the kernel pick one.
     #[arg(default_value = "echo", value_parser = port::parse, allow_negative_numbers = true)]
     port: u16,
+
+    /// How clients are served: a child each (fork), N children started in
+    /// advance (prefork), a thread each (thread), one at a time (iterative),
+    /// or all at once by one process with poll(2) (poll).
+    #[arg(long, value_enum, default_value_t = Mode::Fork)]
+    mode: Mode,
+
+    /// Children started in advance by --mode prefork [default: number of CPUs].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = cli::whole_number(1, 1024))]
+    workers: Option<u64>,
 
     /// Local address to listen on; `::` listens on IPv6 and IPv4.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0", value_parser = parse_address)]
@@ -49,14 +59,26 @@ struct Args {
     #[arg(long)]
     no_reaper: bool,
 
-    /// What a child does about SIGPIPE when it writes to a broken connection.
-    #[arg(long, value_name = "MODE", value_enum, default_value_t = SigpipeMode::Default)]
-    sigpipe: SigpipeMode,
+    /// What happens on a write to a broken connection [default: default in
+    /// the fork model; ignore in the others, where one process serves many
+    /// clients and must survive a broken one].
+    #[arg(long, value_name = "MODE", value_enum)]
+    sigpipe: Option<SigpipeMode>,
 
     /// Wait this many milliseconds before echoing each chunk (a slow service).
     #[arg(long, value_name = "MS", default_value_t = 0, allow_negative_numbers = true,
           value_parser = cli::whole_number(0, 60_000))]
     delay: u64,
+
+    /// Bytes read and written at a time.
+    #[arg(long, value_name = "BYTES", default_value_t = echo::DEFAULT_BUFFER as u64, allow_negative_numbers = true,
+          value_parser = cli::whole_number(1, 16 << 20))]
+    buffer: u64,
+
+    /// Move the bytes with splice(2), socket to pipe to socket, without
+    /// copying them into the process (falls back to copying where it cannot).
+    #[arg(long)]
+    splice: bool,
 
     /// Install no SIGTERM/SIGINT handler: those signals kill the server at once.
     #[arg(long)]
@@ -69,7 +91,7 @@ struct Args {
 
     /// Most children alive at once; at the limit the server stops accepting.
     #[arg(long, value_name = "N", default_value_t = 512, allow_negative_numbers = true,
-          value_parser = cli::whole_number(1, reaper::CAPACITY as u64))]
+          value_parser = cli::whole_number(1, 4096))]
     max_children: u64,
 
     /// Broken on purpose: the parent does not close the sockets it accepts.
@@ -96,6 +118,11 @@ fn parse_address(text: &str) -> Result<IpAddr, String> {
 
 fn main() -> ExitCode {
     let args: Args = cli::parse_args("TCPechod");
+    if args.workers.is_some() && args.mode != Mode::Prefork {
+        cli::usage_error("TCPechod", "--workers applies only to --mode prefork");
+    }
+    let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let default_sigpipe = if args.mode == Mode::Fork { SigpipeMode::Default } else { SigpipeMode::Ignore };
     let config = Config {
         listen: Listen {
             addr: args.bind,
@@ -103,14 +130,18 @@ fn main() -> ExitCode {
             backlog: args.backlog as i32,
             reuse_addr: !args.no_reuseaddr,
         },
+        mode: args.mode,
+        workers: args.workers.map_or(default_workers, |n| n as usize),
         reaper: !args.no_reaper,
-        sigpipe: args.sigpipe,
+        sigpipe: args.sigpipe.unwrap_or(default_sigpipe),
         delay: Duration::from_millis(args.delay),
+        buffer: args.buffer as usize,
+        splice: args.splice,
         terminate_handler: !args.no_sigterm_handler,
         grace: Duration::from_secs(args.grace),
         max_children: args.max_children as usize,
         breakage: Breakage { leak_asock: args.leak_asock, leak_msock: args.leak_msock },
     };
     log::init_parent(args.quiet);
-    cli::exit_code("TCPechod", server::fork::run(&config).map(drop))
+    cli::exit_code("TCPechod", server::run(&config).map(drop))
 }

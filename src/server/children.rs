@@ -6,7 +6,7 @@
 //! child from its list only then; until it is reaped a child's PID cannot be
 //! given to another process, so the parent never signals a stranger.
 
-use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use nix::poll::PollTimeout;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{exit_status, timeout_for, wait, Summary};
+use super::{exit_status, timeout_for, wait, Summary, Tracker};
 use crate::reaper::{self, End, Reaped};
 use crate::signals::WakePipe;
 use crate::{event, notice};
@@ -23,7 +23,11 @@ use crate::{event, notice};
 /// Live children and the counts for the shutdown summary.
 #[derive(Debug)]
 pub struct Children {
-    live: BTreeMap<Pid, SocketAddr>,
+    /// Each live child, with the client it serves (a prefork worker serves
+    /// many). A plain list: with the few children alive at a time it fits
+    /// in one page, which matters because every page the parent writes
+    /// after a fork is copied.
+    live: Vec<(Pid, Option<SocketAddr>)>,
     limit: usize,
     limit_logged: bool,
     summary: Summary,
@@ -32,7 +36,7 @@ pub struct Children {
 impl Children {
     /// An empty table for at most `limit` live children.
     pub fn new(limit: usize) -> Children {
-        Children { live: BTreeMap::new(), limit, limit_logged: false, summary: Summary::default() }
+        Children { live: Vec::new(), limit, limit_logged: false, summary: Summary::default() }
     }
 
     /// Counts a connection accepted by the parent.
@@ -40,9 +44,15 @@ impl Children {
         self.summary.accepted += 1;
     }
 
-    /// Records a child just forked to serve `client`.
-    pub fn forked(&mut self, pid: Pid, client: SocketAddr) {
-        self.live.insert(pid, client);
+    /// Records a child just forked to serve `client` (None: a prefork worker).
+    pub fn forked(&mut self, pid: Pid, client: Option<SocketAddr>) {
+        self.live.push((pid, client));
+    }
+
+    /// Adds counts that the children reported themselves (prefork workers).
+    pub fn add_reported(&mut self, accepted: u64, sigpipe: u64) {
+        self.summary.accepted += accepted;
+        self.summary.sigpipe += sigpipe;
     }
 
     /// Children forked and not yet reaped (zombies included).
@@ -50,62 +60,37 @@ impl Children {
         self.live.len()
     }
 
-    /// Whether the parent must stop accepting. The first time the limit is
-    /// reached it says so; later times are not logged, so that a flood at
-    /// the limit does not flood the log too.
-    pub fn at_limit(&mut self) -> bool {
-        let full = self.live.len() >= self.limit;
-        if full && !self.limit_logged {
-            notice!("max-children {} reached: not accepting until a child exits (logged once)", self.limit);
-            self.limit_logged = true;
-        }
-        full
-    }
-
-    /// Logs the status line that SIGUSR1 asks for.
-    pub fn log_status(&self) {
-        let zombies = self.live.keys().filter(|&&pid| is_zombie(pid)).count();
-        let s = self.summary;
-        notice!(
-            "status: children={} zombies={zombies} accepted={} reaped={} sigpipe={}",
-            self.live.len() - zombies,
-            s.accepted,
-            s.reaped,
-            s.sigpipe
-        );
-    }
-
     /// The counts so far.
     pub fn summary(&self) -> Summary {
         self.summary
     }
 
-    /// Logs and forgets the children the reaper collected since last time.
-    pub fn collect_reaped(&mut self) -> Result<()> {
-        reaper::collect(|reaped| self.reaped(reaped))
+    /// Logs and forgets the children the reaper collected since last time,
+    /// handing each to `each` too.
+    pub fn collect_reaped(&mut self, mut each: impl FnMut(Reaped)) -> Result<()> {
+        reaper::collect(|child| {
+            self.reaped(child);
+            each(child);
+        })
     }
 
     fn reaped(&mut self, Reaped { pid, end }: Reaped) {
-        let client = match self.live.remove(&pid) {
-            Some(client) => format!(" (client {client})"),
-            None => String::new(),
+        let client = match self.live.iter().position(|&(child, _)| child == pid) {
+            Some(index) => self.live.swap_remove(index).1,
+            None => None,
         };
         self.summary.reaped += 1;
-        let why = match end {
-            End::Exited(code) => format!(": {}", exit_status::meaning(code)),
-            End::Killed(_) => String::new(),
-        };
         if matches!(end, End::Killed(libc::SIGPIPE) | End::Exited(exit_status::BROKEN_PIPE)) {
             self.summary.sigpipe += 1;
         }
-        event!("reaped child {pid}{client}: {end}{why}");
+        event!("reaped child {pid}{}: {end}{}", ClientNote(client), EndNote(end));
     }
 
     /// Sends `sig` to every live child and returns how many were sent it.
     fn signal_all(&mut self, sig: Signal) -> Result<u64> {
         let _no_reaping_meanwhile = reaper::Hold::new()?;
-        self.collect_reaped()?;
-        for &pid in self.live.keys() {
+        self.collect_reaped(drop)?;
+        for &(pid, _) in &self.live {
             match kill(pid, sig) {
                 Ok(()) => event!("sent {sig} to child {pid}"),
                 Err(errno) => notice!("kill {pid} {sig}: {errno}"),
@@ -136,7 +121,7 @@ impl Children {
     /// Waits until every child is reaped, or until `deadline`.
     fn wait_for_all(&mut self, wake: &WakePipe, deadline: Option<Instant>) -> Result<()> {
         loop {
-            self.collect_reaped()?;
+            self.collect_reaped(drop)?;
             if self.live.is_empty() {
                 return Ok(());
             }
@@ -152,6 +137,36 @@ impl Children {
     }
 }
 
+impl Tracker for Children {
+    fn collect(&mut self) -> Result<()> {
+        self.collect_reaped(drop)
+    }
+
+    /// Whether the parent must stop accepting. The first time the limit is
+    /// reached it says so; later times are not logged, so that a flood at
+    /// the limit does not flood the log too.
+    fn at_limit(&mut self) -> bool {
+        let full = self.live.len() >= self.limit;
+        if full && !self.limit_logged {
+            notice!("max-children {} reached: not accepting until a child exits (logged once)", self.limit);
+            self.limit_logged = true;
+        }
+        full
+    }
+
+    fn log_status(&self) {
+        let zombies = self.live.iter().filter(|&&(pid, _)| is_zombie(pid)).count();
+        let s = self.summary;
+        notice!(
+            "status: children={} zombies={zombies} accepted={} reaped={} sigpipe={}",
+            self.live.len() - zombies,
+            s.accepted,
+            s.reaped,
+            s.sigpipe
+        );
+    }
+}
+
 /// Whether `pid` has ended and waits to be reaped: state Z in /proc/PID/stat,
 /// the `<defunct>` of `ps x`.
 fn is_zombie(pid: Pid) -> bool {
@@ -160,4 +175,28 @@ fn is_zombie(pid: Pid) -> bool {
     };
     // "PID (command) STATE ...": the command may itself hold ") ".
     stat.rfind(") ").is_some_and(|end| stat[end + 2..].starts_with('Z'))
+}
+
+/// " (client ADDR)" in a log line, when the child served one client.
+struct ClientNote(Option<SocketAddr>);
+
+impl fmt::Display for ClientNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(client) => write!(f, " (client {client})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// ": what the exit status means" in a log line.
+struct EndNote(End);
+
+impl fmt::Display for EndNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            End::Exited(code) => write!(f, ": {}", exit_status::meaning(code)),
+            End::Killed(_) => Ok(()),
+        }
+    }
 }

@@ -17,37 +17,23 @@
 //! descriptor of a socket is closed.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
-use std::process;
-use std::time::Duration;
+use std::os::fd::{AsRawFd, IntoRawFd};
 
 use anyhow::Result;
-use nix::errno::Errno;
-use nix::poll::PollTimeout;
 use nix::unistd::{fork, ForkResult};
 
 use super::children::Children;
-use super::{close, exit_status, wait, Config, Summary};
-use crate::echo::{self, EchoError};
-use crate::signals::{self, SigpipeMode, WakePipe};
-use crate::{event, notice};
-use crate::{log, msock, reaper};
+use super::serve::{serve_alone, Echoer};
+use super::{close, exit_status, next_client, start, Config, Summary};
+use crate::signals::{self, WakePipe};
+use crate::{event, log, notice, reaper};
 
 /// Runs the server until SIGTERM or SIGINT, then shuts it down gracefully
 /// and returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
-    let msock = msock::passive_tcp(&config.listen)?;
-    let wake = WakePipe::new()?;
-    if config.reaper {
-        reaper::install()?;
-    }
-    if config.terminate_handler {
-        signals::install_terminate_handlers()?;
-    }
-    signals::install_status_handler()?;
+    let (msock, wake) = start(config)?;
     let mut children = Children::new(config.max_children);
-    // Only now, with every handler in place, is the server ready.
-    notice!("listening on {}", msock.local_addr()?);
+    let mut echoer = Echoer::new(config); // each child uses its own copy
 
     let outcome = loop {
         let (asock, client) = match next_client(&msock, &wake, &mut children) {
@@ -63,10 +49,10 @@ pub fn run(config: &Config) -> Result<Summary> {
         // of the fork). This process has one thread, so the child gets a
         // consistent copy of everything and may run ordinary Rust code.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => child(msock, wake, asock, client, config),
+            Ok(ForkResult::Child) => child(msock, wake, asock, client, config, &mut echoer),
             Ok(ForkResult::Parent { child }) => {
                 event!("accepted {client} on fd {}, forked child {child}", asock.as_raw_fd());
-                children.forked(child, client);
+                children.forked(child, Some(client));
                 if config.breakage.leak_asock {
                     event!("NOT closing asock (fd {}): --leak-asock", asock.into_raw_fd());
                 } else {
@@ -82,40 +68,53 @@ pub fn run(config: &Config) -> Result<Summary> {
     outcome.map(|()| summary)
 }
 
-/// Waits for the next client and accepts it, logging on the way what the
-/// reaper collected. Returns None when SIGTERM or SIGINT asked the server
-/// to stop.
-fn next_client(
-    msock: &TcpListener,
-    wake: &WakePipe,
-    children: &mut Children,
-) -> Result<Option<(TcpStream, SocketAddr)>> {
-    loop {
-        children.collect_reaped()?;
-        if let Some(sig) = signals::terminate_requested() {
-            event!("{sig} received: no more connections");
-            return Ok(None);
-        }
-        if signals::status_requested() {
-            children.log_status();
-        }
-        let accepting = !children.at_limit();
-        if wait(wake, accepting.then_some(msock), PollTimeout::NONE)? {
-            if let Some(connection) = accept(msock, wake)? {
-                return Ok(Some(connection));
-            }
-        }
-        // Otherwise a signal handler woke us: back to the top to see why.
+/// The child's side of the fork: serve one client, then exit.
+fn child(
+    msock: TcpListener,
+    wake: WakePipe,
+    asock: TcpStream,
+    client: SocketAddr,
+    config: &Config,
+    echoer: &mut Echoer,
+) -> ! {
+    log::become_child();
+    if config.breakage.leak_msock {
+        event!("NOT closing msock (fd {}): --leak-msock", msock.into_raw_fd());
+    } else {
+        close("msock", msock);
     }
+    if let Err(err) = signals::child_signals(config.sigpipe) {
+        notice!("{err:#}");
+        exit_child(exit_status::FAILED);
+    }
+    close_wake_pipe(wake);
+
+    let outcome = serve_alone(&asock, client, config, echoer);
+    close("asock", asock);
+    exit_child(outcome.status)
+}
+
+/// Ends a child. With `_exit`, not `exit`: the child leaves at once,
+/// without running the exit handlers or flushing the stdio buffers it
+/// inherited from the parent (a C child would print twice whatever the
+/// parent had left in a `printf` buffer before fork). It has closed what
+/// it opened already. Leaving this way also spares the child the pages
+/// that the exit handlers would have written to, and so copied.
+pub fn exit_child(status: i32) -> ! {
+    // SAFETY: _exit has no preconditions: it ends the process at once.
+    unsafe { libc::_exit(status) }
+}
+
+/// A child does not need the parent's wake pipe: it closes both ends
+/// (after [`signals::child_signals`], so that no handler writes to it).
+pub fn close_wake_pipe(wake: WakePipe) {
+    let (read_fd, write_fd) = wake.fds();
+    drop(wake);
+    event!("closed the wake pipe (fds {read_fd} and {write_fd})");
 }
 
 /// The graceful end: close msock, stop and reap every child, log the summary.
-fn shut_down(
-    msock: TcpListener,
-    wake: &WakePipe,
-    children: &mut Children,
-    config: &Config,
-) -> Result<Summary> {
+fn shut_down(msock: TcpListener, wake: &WakePipe, children: &mut Children, config: &Config) -> Result<Summary> {
     close("msock", msock);
     if !config.reaper {
         event!("installing the reaper to collect the zombies");
@@ -126,89 +125,4 @@ fn shut_down(
     let summary = children.summary();
     notice!("{summary}");
     Ok(summary)
-}
-
-/// Takes the next connection from msock's queue, if it is still there.
-fn accept(msock: &TcpListener, wake: &WakePipe) -> Result<Option<(TcpStream, SocketAddr)>> {
-    match msock.accept() {
-        Ok(connection) => Ok(Some(connection)),
-        Err(err) => match err.raw_os_error().map(Errno::from_raw) {
-            // Gone since poll saw it (EAGAIN: someone else took it; the
-            // others: the client gave up): nothing to do.
-            Some(Errno::EAGAIN | Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => Ok(None),
-            // Out of descriptors or memory: the connection waits in the
-            // queue. Pause a little (a signal still wakes us) instead of
-            // spinning on the same error.
-            Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
-                notice!("accept: {err}; pausing 100 ms");
-                wait(wake, None, super::timeout_for(Duration::from_millis(100)))?;
-                Ok(None)
-            }
-            _ => Err(anyhow::Error::new(err).context("accept")),
-        },
-    }
-}
-
-/// The child's side of the fork: serve one client, then exit.
-fn child(msock: TcpListener, wake: WakePipe, asock: TcpStream, client: SocketAddr, config: &Config) -> ! {
-    log::become_child();
-    if config.breakage.leak_msock {
-        event!("NOT closing msock (fd {}): --leak-msock", msock.into_raw_fd());
-    } else {
-        close("msock", msock);
-    }
-    if let Err(err) = signals::child_signals(&asock, config.sigpipe, config.terminate_handler) {
-        notice!("{err:#}");
-        process::exit(exit_status::FAILED);
-    }
-    // Only after the inherited handlers that write to it were replaced.
-    let (read_fd, write_fd) = wake.fds();
-    drop(wake);
-    event!("closed the wake pipe (fds {read_fd} and {write_fd})");
-
-    let status = serve(&asock, client, config);
-    signals::child_socket_closing();
-    close("asock", asock);
-    process::exit(status)
-}
-
-/// Echoes for one client and turns the outcome into the child's exit status.
-fn serve(asock: &TcpStream, client: SocketAddr, config: &Config) -> i32 {
-    match echo::echo(asock.as_fd(), config.delay) {
-        Ok(echoed) => {
-            let how = match signals::terminate_requested() {
-                Some(sig) => format!("stopped reading on {sig}"),
-                None => "client closed".to_string(),
-            };
-            event!("finished: {echoed} bytes echoed ({how})");
-            exit_status::DONE
-        }
-        Err(EchoError::Write { errno: Errno::EPIPE, echoed }) => {
-            // Only reached when SIGPIPE did not kill us: mode ignore or count.
-            if config.sigpipe == SigpipeMode::Count {
-                notice!(
-                    "SIGPIPE (count={}): write to {client} failed with EPIPE after {echoed} bytes echoed",
-                    signals::sigpipe_count()
-                );
-            } else {
-                notice!("write to {client} failed with EPIPE after {echoed} bytes echoed (SIGPIPE ignored)");
-            }
-            exit_status::BROKEN_PIPE
-        }
-        Err(
-            EchoError::Read { errno: Errno::ECONNRESET, echoed }
-            | EchoError::Write { errno: Errno::ECONNRESET, echoed },
-        ) => {
-            notice!("connection reset by {client} after {echoed} bytes echoed");
-            exit_status::RESET
-        }
-        Err(EchoError::Read { errno, echoed }) => {
-            notice!("read from {client} failed after {echoed} bytes echoed: {errno}");
-            exit_status::FAILED
-        }
-        Err(EchoError::Write { errno, echoed }) => {
-            notice!("write to {client} failed after {echoed} bytes echoed: {errno}");
-            exit_status::FAILED
-        }
-    }
 }

@@ -1,15 +1,30 @@
-//! What every server model shares: its configuration, the summary it prints
-//! when it shuts down, the exit statuses of its children, and the one place
-//! where the parent sleeps (waiting for a client or a signal).
+//! The server models, side by side, and what they share: configuration,
+//! start-up, the wait for the next client, the summary of the shutdown.
 //!
-//! The models themselves live beside this file; today there is one, the
-//! fork-per-connection server of the lab ([`fork`]).
+//! | model | who serves a client | module |
+//! |---|---|---|
+//! | `iterative` | the server itself, one client at a time | [`iterative`] |
+//! | `fork` | a child forked for it (the lab's server, the default) | [`fork`] |
+//! | `prefork` | one of N children forked at start, each accepting | [`prefork`] |
+//! | `thread` | a thread started for it | [`thread`] |
+//! | `poll` | the server itself, all clients at once, with poll(2) | [`poll`] |
+//!
+//! They keep the same contract: the first log line says where they listen,
+//! SIGTERM or SIGINT stops them gracefully within `--grace` seconds and
+//! prints `shutdown: accepted=A reaped=R sigpipe=S killed=K`, SIGUSR1
+//! prints a status line, `--max-children` bounds the clients served at
+//! once.
 
 pub mod children;
 pub mod fork;
+pub mod iterative;
+pub mod poll;
+pub mod prefork;
+pub mod serve;
+pub mod thread;
 
 use std::fmt;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
@@ -17,26 +32,70 @@ use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use crate::event;
-use crate::msock::Listen;
-use crate::signals::{SigpipeMode, WakePipe};
+use crate::msock::{self, Listen};
+use crate::signals::{self, SigpipeMode, WakePipe};
+use crate::{event, notice, reaper};
+
+/// How the server serves its clients (`--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// One client at a time, in the server process (the previous lab's server).
+    Iterative,
+    /// A child process per client (the lab's server).
+    Fork,
+    /// N children started in advance, each accepting clients one after another.
+    Prefork,
+    /// A thread per client.
+    Thread,
+    /// One process, one thread, all clients at once with poll(2).
+    Poll,
+}
+
+impl Mode {
+    /// Whether clients are served by child processes (which the reaper collects).
+    pub fn forks(self) -> bool {
+        matches!(self, Mode::Fork | Mode::Prefork)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Mode::Iterative => "iterative",
+            Mode::Fork => "fork",
+            Mode::Prefork => "prefork",
+            Mode::Thread => "thread",
+            Mode::Poll => "poll",
+        };
+        f.write_str(name)
+    }
+}
 
 /// Everything the command line of `TCPechod` decides.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address, port and backlog of the master socket.
     pub listen: Listen,
+    /// The server model.
+    pub mode: Mode,
+    /// Children started in advance by the prefork model.
+    pub workers: usize,
     /// Install the SIGCHLD reaper (off with `--no-reaper`: zombies pile up).
+    /// In the threaded model: join finished threads as they end.
     pub reaper: bool,
-    /// What children do about SIGPIPE.
+    /// What a process that writes to clients does about SIGPIPE.
     pub sigpipe: SigpipeMode,
     /// Pause before echoing each chunk (`--delay`).
     pub delay: Duration,
+    /// Bytes read and written at a time.
+    pub buffer: usize,
+    /// Move the bytes with splice(2) instead of copying them (`--splice`).
+    pub splice: bool,
     /// Catch SIGTERM/SIGINT for a graceful shutdown (off: the default kill).
     pub terminate_handler: bool,
-    /// How long children get to finish after SIGTERM before SIGKILL.
+    /// How long clients being served get to finish after SIGTERM.
     pub grace: Duration,
-    /// Most children alive at once; at the limit the parent stops accepting.
+    /// Most clients served at once; at the limit the server stops accepting.
     pub max_children: usize,
     /// Toggles that break the server on purpose, to show why a line exists.
     pub breakage: Breakage,
@@ -55,17 +114,56 @@ pub struct Breakage {
     pub leak_msock: bool,
 }
 
-/// Exit statuses of a child, as the parent's log reports them.
+/// Runs the chosen model until SIGTERM or SIGINT, then shuts it down
+/// gracefully and returns (and logs) the summary.
+pub fn run(config: &Config) -> Result<Summary> {
+    match config.mode {
+        Mode::Iterative => iterative::run(config),
+        Mode::Fork => fork::run(config),
+        Mode::Prefork => prefork::run(config),
+        Mode::Thread => thread::run(config),
+        Mode::Poll => poll::run(config),
+    }
+}
+
+/// What every model does first: the master socket, the wake pipe and the
+/// signal handlers, then the first log line, which says the server is
+/// ready.
+pub fn start(config: &Config) -> Result<(TcpListener, WakePipe)> {
+    let msock = msock::passive_tcp(&config.listen)?;
+    let wake = WakePipe::new()?;
+    if config.mode.forks() && config.reaper {
+        reaper::install()?;
+    }
+    if config.terminate_handler {
+        signals::install_terminate_handlers()?;
+    }
+    signals::install_status_handler()?;
+    if !config.mode.forks() {
+        // One process serves every client: it must survive a broken one.
+        signals::apply_sigpipe_mode(config.sigpipe)?;
+    }
+    notice!("listening on {}", msock.local_addr()?);
+    if config.mode != Mode::Fork {
+        event!("mode {}", config.mode);
+    }
+    Ok((msock, wake))
+}
+
+/// Exit statuses of a child (and outcomes of a client in the other
+/// models), as the log reports them.
 pub mod exit_status {
     /// The client closed (or SIGTERM stopped the reading) and every byte
     /// read was echoed.
     pub const DONE: i32 = 0;
-    /// Any other failure of the child.
+    /// Any other failure.
     pub const FAILED: i32 = 1;
     /// A write failed with EPIPE: the client was gone (SIGPIPE ignored or counted).
     pub const BROKEN_PIPE: i32 = 3;
     /// The client reset the connection (ECONNRESET).
     pub const RESET: i32 = 4;
+    /// Cut after the grace period: the client did not take its echo.
+    pub const CUT: i32 = 5;
 
     /// A few words on what a status means, for the log.
     pub fn meaning(code: i32) -> &'static str {
@@ -73,6 +171,7 @@ pub mod exit_status {
             DONE => "done",
             BROKEN_PIPE => "broken pipe",
             RESET => "connection reset",
+            CUT => "cut after the grace period",
             _ => "failed",
         }
     }
@@ -83,13 +182,26 @@ pub mod exit_status {
 pub struct Summary {
     /// Connections accepted.
     pub accepted: u64,
-    /// Children reaped (all of them, after a graceful shutdown).
+    /// Children reaped (in the threaded model: threads joined; in the
+    /// iterative and poll models: connections finished).
     pub reaped: u64,
-    /// Children that met a broken connection: killed by SIGPIPE, or exited
-    /// with [`exit_status::BROKEN_PIPE`].
+    /// Clients lost to a broken connection: a child killed by SIGPIPE, or
+    /// a write that failed with EPIPE.
     pub sigpipe: u64,
-    /// Children still alive when the grace period ended, sent SIGKILL.
+    /// Children sent SIGKILL, or connections cut, when the grace period ended.
     pub killed: u64,
+}
+
+impl Summary {
+    /// Counts a client served in-process (iterative, thread, poll models).
+    pub fn served(&mut self, status: i32) {
+        self.reaped += 1;
+        match status {
+            exit_status::BROKEN_PIPE => self.sigpipe += 1,
+            exit_status::CUT => self.killed += 1,
+            _ => {}
+        }
+    }
 }
 
 impl fmt::Display for Summary {
@@ -99,6 +211,72 @@ impl fmt::Display for Summary {
             "shutdown: accepted={} reaped={} sigpipe={} killed={}",
             self.accepted, self.reaped, self.sigpipe, self.killed
         )
+    }
+}
+
+/// What the accept loop asks of whoever keeps track of the clients being
+/// served (the children of the fork model, the threads of the threaded
+/// one, nothing in the iterative one).
+pub trait Tracker {
+    /// Takes note of those that finished since last time: reaped children,
+    /// joined threads.
+    fn collect(&mut self) -> Result<()>;
+    /// Whether as many clients are being served as `--max-children` allows.
+    fn at_limit(&mut self) -> bool;
+    /// Logs the status line that SIGUSR1 asks for.
+    fn log_status(&self);
+}
+
+/// Waits for the next client and accepts it, seeing on the way to what the
+/// signal handlers left. Returns None when SIGTERM or SIGINT asked the
+/// server to stop.
+///
+/// A client already waiting is accepted at once; only when nobody waits
+/// does the loop sleep in poll(2), so a busy server makes no needless call.
+pub fn next_client(
+    msock: &TcpListener,
+    wake: &WakePipe,
+    tracker: &mut impl Tracker,
+) -> Result<Option<(TcpStream, SocketAddr)>> {
+    loop {
+        tracker.collect()?;
+        if let Some(sig) = signals::terminate_requested() {
+            event!("{sig} received: no more connections");
+            return Ok(None);
+        }
+        if signals::status_requested() {
+            tracker.log_status();
+        }
+        if tracker.at_limit() {
+            wait(wake, None, PollTimeout::NONE)?; // until a client is done, or a signal
+            continue;
+        }
+        if let Some(connection) = accept(msock, wake)? {
+            return Ok(Some(connection));
+        }
+        wait(wake, Some(msock), PollTimeout::NONE)?;
+    }
+}
+
+/// Takes the next connection from msock's queue (msock is non-blocking):
+/// None when there is none.
+pub fn accept(msock: &TcpListener, wake: &WakePipe) -> Result<Option<(TcpStream, SocketAddr)>> {
+    match msock.accept() {
+        Ok(connection) => Ok(Some(connection)),
+        Err(err) => match err.raw_os_error().map(Errno::from_raw) {
+            // Nobody waiting (EAGAIN), interrupted, or a client that gave up
+            // before we got to it: nothing to do.
+            Some(Errno::EAGAIN | Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => Ok(None),
+            // Out of descriptors or memory: the connection waits in the
+            // queue. Pause a little (a signal still wakes us) instead of
+            // spinning on the same error.
+            Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
+                notice!("accept: {err}; pausing 100 ms");
+                wait(wake, None, timeout_for(Duration::from_millis(100)))?;
+                Ok(None)
+            }
+            _ => Err(anyhow::Error::new(err).context("accept")),
+        },
     }
 }
 

@@ -1,0 +1,138 @@
+//! echobench: measures an echo server from the outside, the way its
+//! clients see it. Every byte sent is checked when it comes back.
+//!
+//! - [`rate`]: many short connections (connect, send, read back, close);
+//!   connections per second and their latency.
+//! - [`stream`]: long transfers; megabytes per second.
+//! - [`memory`]: the memory (PSS) of a server holding idle clients.
+//! - [`suite`]: runs all of them against every server model, the C
+//!   baseline and socat, and writes the report (`make bench`).
+
+pub mod memory;
+pub mod rate;
+pub mod report;
+pub mod stream;
+pub mod suite;
+
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+
+/// The address of the server under test.
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}"))?
+        .next()
+        .ok_or_else(|| anyhow!("cannot resolve {host}: it has no address"))
+}
+
+/// Pseudo-random bytes (xorshift64*), the same for the same seed however
+/// they are asked for, so that a reader can check an echo piece by piece
+/// and data from another connection never passes for ours.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    state: u64,
+    word: [u8; 8],
+    used: usize,
+}
+
+impl Pattern {
+    /// The pattern of `seed` (any value).
+    pub fn new(seed: u64) -> Pattern {
+        Pattern { state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, word: [0; 8], used: 8 }
+    }
+
+    /// Fills `buf` with the next bytes of the pattern.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for byte in buf {
+            if self.used == 8 {
+                self.state ^= self.state >> 12;
+                self.state ^= self.state << 25;
+                self.state ^= self.state >> 27;
+                self.word = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+                self.used = 0;
+            }
+            *byte = self.word[self.used];
+            self.used += 1;
+        }
+    }
+
+    /// Whether `data` is what comes next in the pattern (and moves past it).
+    pub fn matches(&mut self, data: &[u8], scratch: &mut Vec<u8>) -> bool {
+        scratch.resize(data.len(), 0);
+        self.fill(scratch);
+        scratch[..] == *data
+    }
+}
+
+/// The value below which `fraction` of the sorted `values` fall.
+pub fn percentile(sorted: &[u32], fraction: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64 * fraction).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// A progress line on stderr: rewritten in place on a terminal, printed
+/// once a second otherwise (so that logs stay readable).
+pub struct Progress {
+    quiet: bool,
+    terminal: bool,
+    last: Instant,
+}
+
+impl Progress {
+    /// A progress line; `quiet` shows none.
+    pub fn new(quiet: bool) -> Progress {
+        Progress { quiet, terminal: std::io::stderr().is_terminal(), last: Instant::now() }
+    }
+
+    /// Shows `text` if a second has passed since the last update.
+    pub fn update(&mut self, text: impl FnOnce() -> String) {
+        if self.quiet || self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last = Instant::now();
+        let end = if self.terminal { "\r" } else { "\n" };
+        let _ = write!(std::io::stderr(), "{}\x1b[K{end}", text());
+    }
+
+    /// Clears the line on a terminal.
+    pub fn finish(&self) {
+        if !self.quiet && self.terminal {
+            let _ = write!(std::io::stderr(), "\x1b[K");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pattern_is_the_same_however_it_is_cut() {
+        let mut whole = vec![0u8; 1000];
+        Pattern::new(7).fill(&mut whole);
+        let mut pieces = Pattern::new(7);
+        let mut scratch = Vec::new();
+        assert!(pieces.matches(&whole[..3], &mut scratch));
+        assert!(pieces.matches(&whole[3..500], &mut scratch));
+        assert!(pieces.matches(&whole[500..], &mut scratch));
+        let mut other = vec![0u8; 1000];
+        Pattern::new(8).fill(&mut other);
+        assert_ne!(whole, other, "seeds give different data");
+    }
+
+    #[test]
+    fn percentiles_pick_from_the_sorted_values() {
+        let values: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&values, 0.5), 50);
+        assert_eq!(percentile(&values, 0.99), 99);
+        assert_eq!(percentile(&values, 1.0), 100);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+}

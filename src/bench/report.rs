@@ -1,0 +1,1 @@
+//! The report of `make bench`: a Markdown table and an SVG bar chart.

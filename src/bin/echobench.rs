@@ -1,0 +1,133 @@
+//! echobench: measures an echo server (TCPechod, or any other).
+//!
+//! ```text
+//! ./echobench rate 127.0.0.1 8000          # short connections: conn/s and latency
+//! ./echobench stream 127.0.0.1 8000        # long transfers: MB/s
+//! ./echobench memory 127.0.0.1 8000 --pid SERVER_PID
+//! ./echobench suite --server ./TCPechod    # everything, every server model (make bench)
+//! ```
+//!
+//! Every echo is checked byte for byte. Exit status: 0, or 1 when any
+//! connection failed or any echo differed; 2 for a bad command line.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use tcpechod::bench::{self, memory, rate, stream, Progress};
+use tcpechod::{cli, port};
+
+/// Measures an echo server: connection rate, throughput, memory.
+#[derive(Parser, Debug)]
+#[command(name = "echobench", version)]
+struct Args {
+    #[command(subcommand)]
+    test: Test,
+}
+
+#[derive(Subcommand, Debug)]
+enum Test {
+    /// Short connections: connect, send, read back, close; for a while.
+    Rate {
+        #[command(flatten)]
+        target: Target,
+        /// Clients connecting at the same time.
+        #[arg(long, short = 'c', default_value_t = 8, value_parser = cli::whole_number(1, 1024))]
+        concurrency: u64,
+        /// Bytes per connection.
+        #[arg(long, short = 'm', default_value_t = 64, value_parser = cli::whole_number(1, 1 << 24))]
+        size: u64,
+        /// Seconds to run.
+        #[arg(long, short = 't', default_value_t = 5, value_parser = cli::whole_number(1, 3600))]
+        duration: u64,
+    },
+    /// Long transfers: each stream sends and checks MEGABYTES.
+    Stream {
+        #[command(flatten)]
+        target: Target,
+        /// Streams at the same time.
+        #[arg(long, short = 's', default_value_t = 1, value_parser = cli::whole_number(1, 256))]
+        streams: u64,
+        /// MiB per stream.
+        #[arg(long, short = 'b', default_value_t = 256, value_parser = cli::whole_number(1, 1 << 20))]
+        megabytes: u64,
+    },
+    /// Memory (PSS) of the server process PID and its children with idle clients.
+    Memory {
+        #[command(flatten)]
+        target: Target,
+        /// The server's process ID.
+        #[arg(long, value_parser = cli::whole_number(1, i32::MAX as u64))]
+        pid: u64,
+        /// Idle clients.
+        #[arg(long, short = 'n', default_value_t = 100, value_parser = cli::whole_number(1, 4096))]
+        connections: u64,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct Target {
+    /// Server name or address.
+    #[arg(value_parser = cli::host)]
+    host: String,
+    /// Server port.
+    #[arg(value_parser = port::parse)]
+    port: u16,
+    /// No progress line.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let args: Args = cli::parse_args("echobench");
+    cli::exit_code("echobench", run(args.test))
+}
+
+fn run(test: Test) -> anyhow::Result<()> {
+    match test {
+        Test::Rate { target, concurrency, size, duration } => {
+            let addr = bench::resolve(&target.host, target.port)?;
+            let opts = rate::RateOptions {
+                concurrency: concurrency as usize,
+                size: size as usize,
+                duration: Duration::from_secs(duration),
+            };
+            let r = rate::run(addr, opts, &mut Progress::new(target.quiet));
+            println!(
+                "rate: connections={} per_second={:.0} p50_us={} p99_us={} max_us={} errors={} mismatches={}",
+                r.connections, r.per_second, r.p50_us, r.p99_us, r.max_us, r.errors, r.mismatches
+            );
+            check(r.errors, r.mismatches)
+        }
+        Test::Stream { target, streams, megabytes } => {
+            let addr = bench::resolve(&target.host, target.port)?;
+            let opts = stream::StreamOptions { streams: streams as usize, bytes: megabytes << 20 };
+            let r = stream::run(addr, opts, &mut Progress::new(target.quiet));
+            println!(
+                "stream: streams={streams} bytes={} mb_per_second={:.0} errors={} mismatches={}",
+                r.bytes, r.mb_per_second, r.errors, r.mismatches
+            );
+            check(r.errors, r.mismatches)
+        }
+        Test::Memory { target, pid, connections } => {
+            let addr = bench::resolve(&target.host, target.port)?;
+            let r = memory::run(addr, connections as usize, pid as i32)?;
+            println!(
+                "memory: connections={connections} served={} processes={} total_pss_kib={} parent_pss_kib={}",
+                r.served, r.processes, r.total_pss_kib, r.parent_pss_kib
+            );
+            Ok(())
+        }
+    }
+}
+
+fn check(errors: u64, mismatches: u64) -> anyhow::Result<()> {
+    if mismatches > 0 {
+        bail!("{mismatches} echoes differed from what was sent");
+    }
+    if errors > 0 {
+        bail!("{errors} connections failed");
+    }
+    Ok(())
+}

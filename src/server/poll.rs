@@ -1,0 +1,314 @@
+//! The poll server: one process, one thread, every client at once. All
+//! sockets are non-blocking, and the loop sleeps in poll(2) until one of
+//! them can go on: a client connects (msock readable), a client sent data
+//! (its socket readable), a client can take its echo (its socket
+//! writable), or a signal arrived (the wake pipe). No call ever blocks, so
+//! a client that does not read cannot hold up the others: its echo waits in
+//! a buffer of its own, and when that buffer is full the server stops
+//! reading from that client until it drains (no byte is ever dropped).
+//!
+//! This is the next lab's approach (select/poll), next to the lab's
+//! processes and threads.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::{accept, close, exit_status, start, timeout_for, Config, Summary};
+use crate::signals::{self, SigpipeMode, WakePipe};
+use crate::{event, notice};
+
+/// A client whose echo waiting to be written reaches this many buffers is
+/// not read from until it takes some of it.
+const PENDING_BUFFERS: usize = 4;
+
+/// Runs the server until SIGTERM or SIGINT, then returns (and logs) the summary.
+pub fn run(config: &Config) -> Result<Summary> {
+    let (msock, wake) = start(config)?;
+    if config.splice {
+        notice!("--splice: the poll model copies through its buffers; splice is not used");
+    }
+    let mut server = PollServer {
+        config: config.clone(),
+        clients: HashMap::new(),
+        scratch: vec![0u8; config.buffer],
+        summary: Summary::default(),
+        limit_logged: false,
+    };
+    let outcome = server.run(msock, &wake);
+    notice!("{}", server.summary);
+    outcome.map(|()| server.summary)
+}
+
+/// One client and its echo still to be written.
+struct Client {
+    sock: TcpStream,
+    addr: SocketAddr,
+    /// Bytes read and not yet written back, in order.
+    pending: VecDeque<u8>,
+    /// With `--delay`: when each chunk read may be written back, and how
+    /// many bytes of `pending` it ends at, counted from the first byte read.
+    due: VecDeque<(Instant, u64)>,
+    /// Bytes read and written so far.
+    read: u64,
+    written: u64,
+    /// The client closed its side (or the shutdown stopped our reading).
+    read_done: bool,
+}
+
+impl Client {
+    /// Bytes of `pending` that may be written now.
+    fn writable(&self, now: Instant) -> usize {
+        let released = self.due.iter().take_while(|(at, _)| *at <= now).last().map_or(self.written, |&(_, end)| end);
+        (released - self.written) as usize
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.due.front().map(|&(at, _)| at)
+    }
+}
+
+struct PollServer {
+    config: Config,
+    clients: HashMap<i32, Client>,
+    /// One buffer to read into, for all clients in turn.
+    scratch: Vec<u8>,
+    summary: Summary,
+    limit_logged: bool,
+}
+
+impl PollServer {
+    fn run(&mut self, msock: TcpListener, wake: &WakePipe) -> Result<()> {
+        let mut msock = Some(msock);
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if deadline.is_none() {
+                if let Some(sig) = signals::terminate_requested() {
+                    event!("{sig} received: no more connections");
+                    if let Some(msock) = msock.take() {
+                        close("msock", msock);
+                    }
+                    for client in self.clients.values() {
+                        let _ = client.sock.shutdown(Shutdown::Read);
+                        event!("stopped reading from {} (fd {})", client.addr, client.sock.as_raw_fd());
+                    }
+                    deadline = Some(Instant::now() + self.config.grace);
+                }
+            }
+            if signals::status_requested() {
+                let s = self.summary;
+                notice!(
+                    "status: children={} zombies=0 accepted={} reaped={} sigpipe={}",
+                    self.clients.len(),
+                    s.accepted,
+                    s.reaped,
+                    s.sigpipe
+                );
+            }
+            if let Some(deadline) = deadline {
+                if self.clients.is_empty() {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    self.cut_all();
+                    return Ok(());
+                }
+            }
+            self.poll_once(msock.as_ref(), wake, deadline)?;
+        }
+    }
+
+    /// One round: poll every socket once, then serve each that is ready.
+    fn poll_once(&mut self, msock: Option<&TcpListener>, wake: &WakePipe, deadline: Option<Instant>) -> Result<()> {
+        let now = Instant::now();
+        let accepting = msock.filter(|_| !self.at_limit());
+        let order: Vec<i32> = self.clients.keys().copied().collect();
+        let mut fds = Vec::with_capacity(order.len() + 2);
+        fds.push(PollFd::new(wake.read_end(), PollFlags::POLLIN));
+        if let Some(msock) = accepting {
+            fds.push(PollFd::new(msock.as_fd(), PollFlags::POLLIN));
+        }
+        let limit = PENDING_BUFFERS * self.config.buffer;
+        let mut wake_at = deadline;
+        for fd in &order {
+            let client = &self.clients[fd];
+            let mut events = PollFlags::empty();
+            if !client.read_done && client.pending.len() < limit {
+                events |= PollFlags::POLLIN;
+            }
+            if client.writable(now) > 0 {
+                events |= PollFlags::POLLOUT;
+            }
+            if let Some(due) = client.next_due() {
+                wake_at = Some(wake_at.map_or(due, |at| at.min(due)));
+            }
+            fds.push(PollFd::new(client.sock.as_fd(), events));
+        }
+        let timeout = wake_at.map_or(PollTimeout::NONE, |at| timeout_for(at.saturating_duration_since(now)));
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => return Err(errno).context("poll"),
+        }
+        let ready: Vec<PollFlags> = fds.iter().map(|fd| fd.revents().unwrap_or(PollFlags::empty())).collect();
+        drop(fds);
+
+        if !ready[0].is_empty() {
+            wake.drain();
+        }
+        let first_client = if let Some(msock) = accepting {
+            if !ready[1].is_empty() {
+                self.accept_all(msock, wake)?;
+            }
+            2
+        } else {
+            1
+        };
+        for (fd, events) in order.into_iter().zip(&ready[first_client..]) {
+            if !events.is_empty() || self.clients.get(&fd).is_some_and(|c| c.writable(Instant::now()) > 0) {
+                self.serve(fd, *events);
+            }
+        }
+        Ok(())
+    }
+
+    fn at_limit(&mut self) -> bool {
+        let full = self.clients.len() >= self.config.max_children;
+        if full && !self.limit_logged {
+            notice!(
+                "max-children {} reached: not accepting until a client is done (logged once)",
+                self.config.max_children
+            );
+            self.limit_logged = true;
+        }
+        full
+    }
+
+    /// Accepts every client waiting, up to the limit.
+    fn accept_all(&mut self, msock: &TcpListener, wake: &WakePipe) -> Result<()> {
+        while !self.at_limit() {
+            let Some((sock, addr)) = accept(msock, wake)? else {
+                return Ok(());
+            };
+            self.summary.accepted += 1;
+            if let Err(err) = sock.set_nonblocking(true) {
+                notice!("cannot make the socket of {addr} non-blocking: {err}; closing it");
+                continue;
+            }
+            let fd = sock.as_raw_fd();
+            event!("accepted {addr} on fd {fd} ({} clients now)", self.clients.len() + 1);
+            let client = Client {
+                sock,
+                addr,
+                pending: VecDeque::new(),
+                due: VecDeque::new(),
+                read: 0,
+                written: 0,
+                read_done: false,
+            };
+            self.clients.insert(fd, client);
+        }
+        Ok(())
+    }
+
+    /// Reads from and writes to one client as far as it goes without blocking.
+    fn serve(&mut self, fd: i32, events: PollFlags) {
+        let delay = self.config.delay;
+        let limit = PENDING_BUFFERS * self.config.buffer;
+        let Some(client) = self.clients.get_mut(&fd) else {
+            return;
+        };
+        if events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            && !client.read_done
+            && client.pending.len() < limit
+        {
+            match client.sock.read(&mut self.scratch) {
+                Ok(0) => client.read_done = true,
+                Ok(n) => {
+                    client.pending.extend(&self.scratch[..n]);
+                    client.read += n as u64;
+                    client.due.push_back((Instant::now() + delay, client.read));
+                }
+                Err(err) if retry(&err) => {}
+                Err(err) => return self.finish(fd, Some(err)),
+            }
+        }
+        let now = Instant::now();
+        let Some(client) = self.clients.get_mut(&fd) else {
+            return;
+        };
+        while client.writable(now) > 0 {
+            let n = client.writable(now);
+            let (front, _) = client.pending.as_slices();
+            match client.sock.write(&front[..n.min(front.len())]) {
+                Ok(written) => {
+                    client.pending.drain(..written);
+                    client.written += written as u64;
+                    while client.due.front().is_some_and(|&(_, end)| end <= client.written) {
+                        client.due.pop_front();
+                    }
+                }
+                Err(err) if retry(&err) => break,
+                Err(err) => return self.finish(fd, Some(err)),
+            }
+        }
+        let done = self.clients.get(&fd).is_some_and(|c| c.read_done && c.pending.is_empty());
+        if done {
+            self.finish(fd, None);
+        }
+    }
+
+    /// Closes a client's connection and counts how it ended.
+    fn finish(&mut self, fd: i32, error: Option<std::io::Error>) {
+        let Some(client) = self.clients.remove(&fd) else {
+            return;
+        };
+        let errno = error.as_ref().and_then(|e| e.raw_os_error()).map(Errno::from_raw);
+        let status = match errno {
+            None => exit_status::DONE,
+            Some(Errno::EPIPE) => exit_status::BROKEN_PIPE,
+            Some(Errno::ECONNRESET) => exit_status::RESET,
+            Some(_) => exit_status::FAILED,
+        };
+        let how = match (errno, signals::terminate_requested()) {
+            (None, Some(sig)) => format!("stopped reading on {sig}"),
+            (None, None) => "client closed".to_string(),
+            (Some(Errno::EPIPE), _) if self.config.sigpipe == SigpipeMode::Count => {
+                format!("SIGPIPE (count={}): broken pipe", signals::sigpipe_count())
+            }
+            (Some(errno), _) => format!("{}: {errno}", exit_status::meaning(status)),
+        };
+        let line = format!("finished {}: {} bytes echoed ({how})", client.addr, client.written);
+        if status == exit_status::DONE {
+            event!("{line}");
+        } else {
+            notice!("{line}");
+        }
+        close("asock", client.sock);
+        self.summary.served(status);
+    }
+
+    /// The grace period is over: close what is left.
+    fn cut_all(&mut self) {
+        notice!(
+            "grace period of {} s over: cutting {} connections",
+            self.config.grace.as_secs_f64(),
+            self.clients.len()
+        );
+        for (_, client) in self.clients.drain() {
+            event!("cut {} after {} bytes echoed", client.addr, client.written);
+            close("asock", client.sock);
+            self.summary.served(exit_status::CUT);
+        }
+    }
+}
+
+/// Errors after which the call is simply made again later.
+fn retry(err: &std::io::Error) -> bool {
+    matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted)
+}

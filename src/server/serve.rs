@@ -1,0 +1,130 @@
+//! Serving one client in a blocking model (a child, a prefork worker, a
+//! thread, or the iterative server itself): the echo loop, and what its
+//! end means, as a status and a log line.
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+
+use super::{exit_status, Config};
+use crate::echo::{self, EchoError, SplicePipe};
+use crate::signals::{self, SigpipeMode};
+use crate::{event, notice};
+
+/// How a client was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The status a child would exit with (see [`exit_status`]).
+    pub status: i32,
+    /// Bytes echoed.
+    pub echoed: u64,
+}
+
+/// What a blocking model echoes with: a buffer, or a pipe for splice(2).
+/// Used for client after client by a worker, a thread or the iterative
+/// server. The fork server makes one in the parent, before its loop: each
+/// child writes into its own copy-on-write view of the buffer, so it copies
+/// only the pages it uses, and nobody allocates (or zeroes) a buffer per
+/// connection.
+#[derive(Debug)]
+pub struct Echoer {
+    buf: Vec<u8>,
+    /// With `--splice`: the pipe, made on first use (in the process that
+    /// uses it: a pipe shared by several children would mix their data).
+    pipe: Option<SplicePipe>,
+    splice: bool,
+}
+
+impl Echoer {
+    /// A buffer of `--buffer` bytes (none with `--splice`, unless splice
+    /// turns out not to work).
+    pub fn new(config: &Config) -> Echoer {
+        let buf = if config.splice { Vec::new() } else { vec![0u8; config.buffer] };
+        Echoer { buf, pipe: None, splice: config.splice }
+    }
+
+    fn echo(&mut self, asock: &TcpStream, config: &Config) -> Result<u64, EchoError> {
+        if self.splice && self.pipe.is_none() {
+            match SplicePipe::new() {
+                Ok(pipe) => self.pipe = Some(pipe),
+                Err(errno) => self.stop_splicing(&format!("cannot create a pipe ({errno})"), config),
+            }
+        }
+        if let Some(pipe) = &self.pipe {
+            match echo::splice(asock.as_fd(), pipe, config.buffer, config.delay) {
+                Err(EchoError::SpliceUnsupported(errno)) => {
+                    self.stop_splicing(&format!("splice(2) does not work here ({errno})"), config);
+                }
+                result => return result,
+            }
+        }
+        echo::copy(asock.as_fd(), &mut self.buf, config.delay)
+    }
+
+    /// Falls back to the copy loop, and says why.
+    fn stop_splicing(&mut self, why: &str, config: &Config) {
+        notice!("--splice: {why}; using the copy loop");
+        self.splice = false;
+        self.pipe = None;
+        self.buf = vec![0u8; config.buffer];
+    }
+}
+
+/// Serves the one client of a process (a child, a worker, the iterative
+/// server): like [`serve`], with SIGTERM told which socket to stop reading.
+pub fn serve_alone(asock: &TcpStream, client: SocketAddr, config: &Config, echoer: &mut Echoer) -> Outcome {
+    signals::serving(asock);
+    let outcome = serve(asock, client, config, echoer);
+    signals::not_serving();
+    outcome
+}
+
+/// Echoes for one client; logs how it ended and returns it.
+pub fn serve(asock: &TcpStream, client: SocketAddr, config: &Config, echoer: &mut Echoer) -> Outcome {
+    let (status, echoed) = match echoer.echo(asock, config) {
+        Ok(echoed) => {
+            match signals::terminate_requested() {
+                Some(sig) => event!("finished: {echoed} bytes echoed (stopped reading on {sig})"),
+                None => event!("finished: {echoed} bytes echoed (client closed)"),
+            }
+            (exit_status::DONE, echoed)
+        }
+        Err(EchoError::Write { errno: Errno::EPIPE, echoed }) => {
+            // Only reached when SIGPIPE did not kill us: mode ignore or count.
+            if config.sigpipe == SigpipeMode::Count {
+                notice!(
+                    "SIGPIPE (count={}): write to {client} failed with EPIPE after {echoed} bytes echoed",
+                    signals::sigpipe_count()
+                );
+            } else {
+                notice!("write to {client} failed with EPIPE after {echoed} bytes echoed (SIGPIPE ignored)");
+            }
+            (exit_status::BROKEN_PIPE, echoed)
+        }
+        Err(
+            EchoError::Read { errno: Errno::ECONNRESET, echoed }
+            | EchoError::Write { errno: Errno::ECONNRESET, echoed },
+        ) => {
+            notice!("connection reset by {client} after {echoed} bytes echoed");
+            (exit_status::RESET, echoed)
+        }
+        Err(EchoError::Write { errno: Errno::EAGAIN, echoed }) if signals::terminate_requested().is_some() => {
+            notice!("{client} did not read its echo within the grace period: closing after {echoed} bytes");
+            (exit_status::CUT, echoed)
+        }
+        Err(EchoError::Read { errno, echoed }) => {
+            notice!("read from {client} failed after {echoed} bytes echoed: {errno}");
+            (exit_status::FAILED, echoed)
+        }
+        Err(EchoError::Write { errno, echoed }) => {
+            notice!("write to {client} failed after {echoed} bytes echoed: {errno}");
+            (exit_status::FAILED, echoed)
+        }
+        Err(EchoError::SpliceUnsupported(errno)) => {
+            notice!("splice from {client} failed: {errno}");
+            (exit_status::FAILED, 0)
+        }
+    };
+    Outcome { status, echoed }
+}

@@ -1,0 +1,222 @@
+//! The threaded server: a thread per client. The main thread accepts (the
+//! acceptor), each client gets a thread of its own, and every thread that
+//! finishes is joined as the acceptor goes, as the reaper collects
+//! children. Threads share the process: one memory, one descriptor table,
+//! one set of signal handlers. There is no fork here (forking a process
+//! with threads copies only the thread that called fork).
+//!
+//! A finished thread sends its result over a channel and writes to the
+//! wake pipe, so that the acceptor, asleep in poll, joins it at once. At
+//! shutdown the acceptor stops every thread's reading (shutdown SHUT_RD on
+//! its socket), waits up to the grace period, cuts the connections that are
+//! left (SHUT_RDWR makes their blocked writes fail), and joins every thread.
+
+use std::collections::HashMap;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::poll::PollTimeout;
+
+use super::serve::{serve, Echoer, Outcome};
+use super::{close, exit_status, next_client, start, timeout_for, wait, Config, Summary, Tracker};
+use crate::signals::{self, WakePipe};
+use crate::{event, log, notice};
+
+/// Runs the server until SIGTERM or SIGINT, then returns (and logs) the summary.
+pub fn run(config: &Config) -> Result<Summary> {
+    let (msock, wake) = start(config)?;
+    let config = Arc::new(config.clone());
+    let mut threads = Threads::new(&config);
+
+    let outcome = loop {
+        let (asock, client) = match next_client(&msock, &wake, &mut threads) {
+            Ok(Some(connection)) => connection,
+            Ok(None) => break Ok(()),
+            Err(err) => break Err(err),
+        };
+        if let Err(err) = threads.start(asock, client, &config) {
+            break Err(err);
+        }
+    };
+
+    close("msock", msock);
+    threads.stop_all(&wake, config.grace)?;
+    let summary = threads.summary;
+    notice!("{summary}");
+    outcome.map(|()| summary)
+}
+
+/// A thread serving a client, as the acceptor knows it.
+struct Client {
+    handle: JoinHandle<()>,
+    /// The socket, shared with the thread: the acceptor shuts it down at
+    /// shutdown, and it is closed when both have let go of it.
+    sock: Arc<TcpStream>,
+    addr: SocketAddr,
+    /// Finished, not joined yet (only without the reaper).
+    finished: Option<Finished>,
+}
+
+/// What a finishing thread sends to the acceptor.
+#[derive(Debug, Clone, Copy)]
+struct Finished {
+    id: u64,
+    tid: i32,
+    outcome: Outcome,
+}
+
+/// The acceptor's table of threads.
+struct Threads {
+    live: HashMap<u64, Client>,
+    next_id: u64,
+    done_tx: Sender<Finished>,
+    done_rx: Receiver<Finished>,
+    /// Join each thread as soon as it finishes (off with `--no-reaper`).
+    join_at_once: bool,
+    /// Connections cut at shutdown: their thread's end counts as killed.
+    cut: Vec<u64>,
+    limit: usize,
+    limit_logged: bool,
+    summary: Summary,
+}
+
+impl Threads {
+    fn new(config: &Config) -> Threads {
+        let (done_tx, done_rx) = mpsc::channel();
+        Threads {
+            live: HashMap::new(),
+            next_id: 0,
+            done_tx,
+            done_rx,
+            join_at_once: config.reaper,
+            cut: Vec::new(),
+            limit: config.max_children,
+            limit_logged: false,
+            summary: Summary::default(),
+        }
+    }
+
+    /// Starts a thread to serve `addr` on `asock`.
+    fn start(&mut self, asock: TcpStream, addr: SocketAddr, config: &Arc<Config>) -> Result<()> {
+        self.summary.accepted += 1;
+        let id = self.next_id;
+        self.next_id += 1;
+        let sock = Arc::new(asock);
+        let (thread_sock, thread_config, done) = (Arc::clone(&sock), Arc::clone(config), self.done_tx.clone());
+        let handle = thread::Builder::new()
+            .name(format!("client-{id}"))
+            .spawn(move || {
+                log::become_thread();
+                event!("serving {addr}");
+                let outcome = serve(&thread_sock, addr, &thread_config, &mut Echoer::new(&thread_config));
+                // Our FIN goes out now; the descriptor closes when joined.
+                let _ = thread_sock.shutdown(Shutdown::Both);
+                let tid = nix::unistd::gettid().as_raw();
+                let _ = done.send(Finished { id, tid, outcome });
+                signals::wake_main_loop();
+            })
+            .context("start a thread")?;
+        event!("accepted {addr} on fd {}, started a thread for it", sock.as_raw_fd());
+        self.live.insert(id, Client { handle, sock, addr, finished: None });
+        Ok(())
+    }
+
+    /// Joins the thread of a finished client and closes its socket.
+    fn join(&mut self, done: Finished) {
+        let Some(client) = self.live.remove(&done.id) else {
+            return;
+        };
+        if client.handle.join().is_err() {
+            notice!("thread {} (client {}) panicked", done.tid, client.addr);
+        }
+        let status = match self.cut.contains(&done.id) {
+            true => exit_status::CUT,
+            false => done.outcome.status,
+        };
+        event!("joined thread {} (client {}): {}", done.tid, client.addr, exit_status::meaning(status));
+        close("asock", client.sock);
+        self.summary.served(status);
+    }
+
+    /// The shutdown: stop reading everywhere, wait up to `grace`, cut what
+    /// is left, join every thread.
+    fn stop_all(&mut self, wake: &WakePipe, grace: Duration) -> Result<()> {
+        self.join_at_once = true;
+        let unjoined: Vec<Finished> = self.live.values().filter_map(|c| c.finished).collect();
+        for done in unjoined {
+            self.join(done);
+        }
+        for client in self.live.values() {
+            let _ = client.sock.shutdown(Shutdown::Read);
+            event!("stopped reading from {} (fd {})", client.addr, client.sock.as_raw_fd());
+        }
+        let deadline = Instant::now() + grace;
+        while !self.live.is_empty() {
+            self.collect()?;
+            match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => {
+                    wait(wake, None, timeout_for(left))?;
+                }
+                _ => break,
+            }
+        }
+        if !self.live.is_empty() {
+            notice!(
+                "grace period of {} s over: cutting {} connections",
+                grace.as_secs_f64(),
+                self.live.len()
+            );
+            for (&id, client) in &self.live {
+                let _ = client.sock.shutdown(Shutdown::Both);
+                self.cut.push(id);
+            }
+            while !self.live.is_empty() {
+                self.collect()?;
+                if !self.live.is_empty() {
+                    wait(wake, None, PollTimeout::NONE)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Tracker for Threads {
+    fn collect(&mut self) -> Result<()> {
+        while let Ok(done) = self.done_rx.try_recv() {
+            if self.join_at_once {
+                self.join(done);
+            } else if let Some(client) = self.live.get_mut(&done.id) {
+                event!("thread {} (client {}) finished; not joined (--no-reaper)", done.tid, client.addr);
+                client.finished = Some(done);
+            }
+        }
+        Ok(())
+    }
+
+    fn at_limit(&mut self) -> bool {
+        let full = self.live.len() >= self.limit;
+        if full && !self.limit_logged {
+            notice!("max-children {} reached: not accepting until a thread is joined (logged once)", self.limit);
+            self.limit_logged = true;
+        }
+        full
+    }
+
+    fn log_status(&self) {
+        let unjoined = self.live.values().filter(|c| c.finished.is_some()).count();
+        let s = self.summary;
+        notice!(
+            "status: children={} zombies={unjoined} accepted={} reaped={} sigpipe={}",
+            self.live.len() - unjoined,
+            s.accepted,
+            s.reaped,
+            s.sigpipe
+        );
+    }
+}
