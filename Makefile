@@ -3,14 +3,21 @@
 
 CARGO ?= cargo
 PORT ?= 8000
-BINARIES := TCPechod TCPecho
+BINARIES := TCPechod TCPecho echobench
 
-.PHONY: all build run test clean
+.PHONY: all build run test bench clean
 
 all: build
 
+# TCPechod is then linked again, statically: a process with fewer mappings
+# forks and exits faster, which is what a fork server does all day (see
+# bench/RESULTS.md). If static linking is not possible here, the dynamic
+# TCPechod stays. (The clients stay dynamic: resolving host names needs the
+# C library's shared modules.)
 build:
 	$(CARGO) build --release --bins
+	$(CARGO) rustc --release --bin TCPechod -- -C target-feature=+crt-static \
+	    || echo "make: could not link TCPechod statically; using the dynamic one"
 	cp $(addprefix target/release/,$(BINARIES)) .
 
 # The server on port $(PORT) (make run PORT=8123 for another one). The
@@ -23,6 +30,15 @@ run: build
 # Every test: unit tests, and integration tests that run the real binaries.
 test:
 	$(CARGO) test --release --workspace
+
+# The benchmark: every server model, the C baseline (and socat, if
+# installed), into bench/RESULTS.md and bench/rate.svg. About 3 minutes.
+bench: build
+	$(CC) -O2 -Wall -o target/forkechod bench/c/forkechod.c
+	$(CC) -O2 -Wall -static -o target/forkechod-static bench/c/forkechod.c \
+	    || echo "make: no static C library: the static C baseline is skipped"
+	./echobench suite --server ./TCPechod --c-server target/forkechod \
+	    $$(test -x target/forkechod-static && echo --c-static-server target/forkechod-static) --out bench
 
 clean:
 	rm -f $(BINARIES)

@@ -48,3 +48,19 @@ look "the kernel closed B's socket with data unread and answered with RST: the b
 look "B's child failed (connection reset), the child exited and was reaped; A and the server go on."
 kill_and_wait TERM "$idle"
 stop_server 04-server
+
+say "The previous lab's problem: the same silent client against the iterative server"
+start_server 04-iterative --mode iterative
+client_in_background --hold 10 < /dev/null
+idle=$CLIENT_PID
+wait_for_line "$LAB_OUT/04-iterative.log" "accepted"
+explain "client C, given 2 s to get its echo:"
+status=0
+printf '$ timeout 2 TCPecho 127.0.0.1 %s\n' "$PORT"
+printf 'is anybody there?\n' | timeout 2 "$TCPECHO" 127.0.0.1 "$PORT" || status=$?
+explain "exit status $status (124: timeout killed it)"
+run ss -tln "( sport = :$PORT )"
+look "C got nothing: the iterative server is busy with the silent client A and accepts nobody"
+look "else; C's connection waits in the queue of msock (Recv-Q of the LISTEN line)."
+kill_and_wait TERM "$idle"
+stop_server 04-iterative

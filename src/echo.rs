@@ -78,7 +78,12 @@ impl SplicePipe {
 
 /// Like [`copy`], with splice(2): socket to pipe, pipe to socket, at most
 /// `chunk` bytes at a time.
-pub fn splice(sock: BorrowedFd<'_>, pipe: &SplicePipe, chunk: usize, delay: Duration) -> Result<u64, EchoError> {
+pub fn splice(
+    sock: BorrowedFd<'_>,
+    pipe: &SplicePipe,
+    chunk: usize,
+    delay: Duration,
+) -> Result<u64, EchoError> {
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
     let mut echoed: u64 = 0;
     loop {

@@ -46,18 +46,29 @@ impl Pattern {
     }
 
     /// Fills `buf` with the next bytes of the pattern.
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for byte in buf {
-            if self.used == 8 {
-                self.state ^= self.state >> 12;
-                self.state ^= self.state << 25;
-                self.state ^= self.state >> 27;
-                self.word = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
-                self.used = 0;
-            }
-            *byte = self.word[self.used];
-            self.used += 1;
+    pub fn fill(&mut self, mut buf: &mut [u8]) {
+        // What is left of the current word, then whole words, then a part.
+        let left = (8 - self.used).min(buf.len());
+        buf[..left].copy_from_slice(&self.word[self.used..self.used + left]);
+        self.used += left;
+        buf = &mut buf[left..];
+        let mut words = buf.chunks_exact_mut(8);
+        for chunk in &mut words {
+            chunk.copy_from_slice(&self.next_word());
         }
+        let tail = words.into_remainder();
+        if !tail.is_empty() {
+            self.word = self.next_word();
+            tail.copy_from_slice(&self.word[..tail.len()]);
+            self.used = tail.len();
+        }
+    }
+
+    fn next_word(&mut self) -> [u8; 8] {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes()
     }
 
     /// Whether `data` is what comes next in the pattern (and moves past it).
@@ -97,8 +108,11 @@ impl Progress {
             return;
         }
         self.last = Instant::now();
-        let end = if self.terminal { "\r" } else { "\n" };
-        let _ = write!(std::io::stderr(), "{}\x1b[K{end}", text());
+        let line = match self.terminal {
+            true => format!("{}\x1b[K\r", text()), // \x1b[K: clear the rest of the line
+            false => format!("{}\n", text()),
+        };
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }
 
     /// Clears the line on a terminal.

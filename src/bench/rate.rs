@@ -88,7 +88,13 @@ pub fn run(addr: SocketAddr, opts: RateOptions, progress: &mut Progress) -> Rate
 }
 
 /// One worker: connections until the deadline; returns their latencies.
-fn worker_loop(addr: SocketAddr, worker: u64, size: usize, deadline: Instant, counters: &Counters) -> Vec<u32> {
+fn worker_loop(
+    addr: SocketAddr,
+    worker: u64,
+    size: usize,
+    deadline: Instant,
+    counters: &Counters,
+) -> Vec<u32> {
     let mut latencies = Vec::new();
     let mut payload = vec![0u8; size];
     let mut echo = Vec::with_capacity(size + 1);

@@ -42,15 +42,15 @@ pub struct StreamResult {
 pub fn run(addr: SocketAddr, opts: StreamOptions, progress: &mut Progress) -> StreamResult {
     let received = AtomicU64::new(0);
     let start = Instant::now();
-    let outcomes: Vec<Result<bool>> = thread::scope(|scope| {
+    let outcomes: Vec<(Result<bool>, Instant)> = thread::scope(|scope| {
         let streams: Vec<_> = (0..opts.streams)
             .map(|n| {
                 let received = &received;
-                scope.spawn(move || one_stream(addr, n as u64, opts.bytes, received))
+                scope.spawn(move || (one_stream(addr, n as u64, opts.bytes, received), Instant::now()))
             })
             .collect();
         while streams.iter().any(|s| !s.is_finished()) {
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(20));
             progress.update(|| {
                 let bytes = received.load(Ordering::Relaxed);
                 format!(
@@ -60,10 +60,14 @@ pub fn run(addr: SocketAddr, opts: StreamOptions, progress: &mut Progress) -> St
                 )
             });
         }
-        streams.into_iter().map(|s| s.join().unwrap_or_else(|_| Ok(false))).collect()
+        let failed = || (Err(anyhow::anyhow!("stream thread panicked")), Instant::now());
+        streams.into_iter().map(|s| s.join().unwrap_or_else(|_| failed())).collect()
     });
     progress.finish();
-    let elapsed = start.elapsed().as_secs_f64();
+    // Timed to the end of the last stream, not to when we noticed it.
+    let end = outcomes.iter().map(|(_, end)| *end).max().unwrap_or(start);
+    let elapsed = (end - start).as_secs_f64().max(1e-9);
+    let outcomes: Vec<Result<bool>> = outcomes.into_iter().map(|(outcome, _)| outcome).collect();
     let bytes = received.load(Ordering::Relaxed);
     StreamResult {
         bytes,

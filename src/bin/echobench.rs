@@ -10,12 +10,13 @@
 //! Every echo is checked byte for byte. Exit status: 0, or 1 when any
 //! connection failed or any echo differed; 2 for a bad command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use tcpechod::bench::{self, memory, rate, stream, Progress};
+use tcpechod::bench::{self, memory, rate, report, stream, suite, Progress};
 use tcpechod::{cli, port};
 
 /// Measures an echo server: connection rate, throughput, memory.
@@ -52,6 +53,24 @@ enum Test {
         /// MiB per stream.
         #[arg(long, short = 'b', default_value_t = 256, value_parser = cli::whole_number(1, 1 << 20))]
         megabytes: u64,
+    },
+    /// Every test against every server model, the C baseline and socat (make bench).
+    Suite {
+        /// The TCPechod binary to measure.
+        #[arg(long, value_name = "PATH", default_value = "./TCPechod")]
+        server: PathBuf,
+        /// The C baseline, built with `cc -O2` (bench/c/forkechod.c).
+        #[arg(long, value_name = "PATH")]
+        c_server: Option<PathBuf>,
+        /// The C baseline built with `cc -O2 -static`.
+        #[arg(long, value_name = "PATH")]
+        c_static_server: Option<PathBuf>,
+        /// A smoke run: one short run of each test.
+        #[arg(long)]
+        quick: bool,
+        /// Write RESULTS.md and rate.svg into this folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Memory (PSS) of the server process PID and its children with idle clients.
     Memory {
@@ -109,6 +128,16 @@ fn run(test: Test) -> anyhow::Result<()> {
                 r.bytes, r.mb_per_second, r.errors, r.mismatches
             );
             check(r.errors, r.mismatches)
+        }
+        Test::Suite { server, c_server, c_static_server, quick, out } => {
+            let options = suite::SuiteOptions { server, c_server, c_static_server, quick };
+            let report = suite::run(&options)?;
+            print!("{}", report.table());
+            if let Some(dir) = out {
+                report.write(&dir, &report::machine())?;
+                println!("written: {}", dir.join("RESULTS.md").display());
+            }
+            Ok(())
         }
         Test::Memory { target, pid, connections } => {
             let addr = bench::resolve(&target.host, target.port)?;

@@ -31,12 +31,20 @@ pub struct Children {
     limit: usize,
     limit_logged: bool,
     summary: Summary,
+    /// Clients accepted and lost to SIGPIPE, as counted by the children.
+    counted: (u64, u64),
 }
 
 impl Children {
     /// An empty table for at most `limit` live children.
     pub fn new(limit: usize) -> Children {
-        Children { live: Vec::new(), limit, limit_logged: false, summary: Summary::default() }
+        Children {
+            live: Vec::new(),
+            limit,
+            limit_logged: false,
+            summary: Summary::default(),
+            counted: (0, 0),
+        }
     }
 
     /// Counts a connection accepted by the parent.
@@ -49,10 +57,10 @@ impl Children {
         self.live.push((pid, client));
     }
 
-    /// Adds counts that the children reported themselves (prefork workers).
-    pub fn add_reported(&mut self, accepted: u64, sigpipe: u64) {
-        self.summary.accepted += accepted;
-        self.summary.sigpipe += sigpipe;
+    /// Sets the counts that the children keep themselves (prefork
+    /// workers), to be added to the parent's own.
+    pub fn add_counted(&mut self, accepted: u64, sigpipe: u64) {
+        self.counted = (accepted, sigpipe);
     }
 
     /// Children forked and not yet reaped (zombies included).
@@ -62,7 +70,12 @@ impl Children {
 
     /// The counts so far.
     pub fn summary(&self) -> Summary {
-        self.summary
+        let (accepted, sigpipe) = self.counted;
+        Summary {
+            accepted: self.summary.accepted + accepted,
+            sigpipe: self.summary.sigpipe + sigpipe,
+            ..self.summary
+        }
     }
 
     /// Logs and forgets the children the reaper collected since last time,
@@ -156,7 +169,7 @@ impl Tracker for Children {
 
     fn log_status(&self) {
         let zombies = self.live.iter().filter(|&&(pid, _)| is_zombie(pid)).count();
-        let s = self.summary;
+        let s = self.summary();
         notice!(
             "status: children={} zombies={zombies} accepted={} reaped={} sigpipe={}",
             self.live.len() - zombies,

@@ -114,7 +114,12 @@ pub fn close_wake_pipe(wake: WakePipe) {
 }
 
 /// The graceful end: close msock, stop and reap every child, log the summary.
-fn shut_down(msock: TcpListener, wake: &WakePipe, children: &mut Children, config: &Config) -> Result<Summary> {
+fn shut_down(
+    msock: TcpListener,
+    wake: &WakePipe,
+    children: &mut Children,
+    config: &Config,
+) -> Result<Summary> {
     close("msock", msock);
     if !config.reaper {
         event!("installing the reaper to collect the zombies");

@@ -26,7 +26,12 @@ impl Tracker for Served {
 
     fn log_status(&self) {
         let s = self.0;
-        notice!("status: children=0 zombies=0 accepted={} reaped={} sigpipe={}", s.accepted, s.reaped, s.sigpipe);
+        notice!(
+            "status: children=0 zombies=0 accepted={} reaped={} sigpipe={}",
+            s.accepted,
+            s.reaped,
+            s.sigpipe
+        );
     }
 }
 

@@ -65,7 +65,8 @@ struct Client {
 impl Client {
     /// Bytes of `pending` that may be written now.
     fn writable(&self, now: Instant) -> usize {
-        let released = self.due.iter().take_while(|(at, _)| *at <= now).last().map_or(self.written, |&(_, end)| end);
+        let released =
+            self.due.iter().take_while(|(at, _)| *at <= now).last().map_or(self.written, |&(_, end)| end);
         (released - self.written) as usize
     }
 
@@ -125,7 +126,12 @@ impl PollServer {
     }
 
     /// One round: poll every socket once, then serve each that is ready.
-    fn poll_once(&mut self, msock: Option<&TcpListener>, wake: &WakePipe, deadline: Option<Instant>) -> Result<()> {
+    fn poll_once(
+        &mut self,
+        msock: Option<&TcpListener>,
+        wake: &WakePipe,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
         let now = Instant::now();
         let accepting = msock.filter(|_| !self.at_limit());
         let order: Vec<i32> = self.clients.keys().copied().collect();

@@ -9,21 +9,23 @@
 //! blocking here: O_NONBLOCK belongs to the socket, shared by every process
 //! that holds it.
 //!
-//! Workers count their clients themselves and report the counts through a
-//! pipe when they exit; the parent adds them up in the summary. (A worker
-//! killed by a signal reports nothing, and the log says so.)
+//! The parent does not see the clients: the workers count them in a page of
+//! memory shared by all of them (as Stevens' preforked servers do), which
+//! the parent reads for its status line and its summary.
 
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::num::NonZeroUsize;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::poll::PollTimeout;
+use nix::sys::mman::{self, MapFlags, ProtFlags};
 use nix::sys::socket::{shutdown, Shutdown};
-use nix::unistd::{self, fork, ForkResult, Pid};
+use nix::unistd::{fork, ForkResult, Pid};
 
 use super::children::Children;
 use super::fork::{close_wake_pipe, exit_child};
@@ -36,7 +38,7 @@ use crate::{event, log, notice, reaper};
 pub fn run(config: &Config) -> Result<Summary> {
     let (msock, wake) = start(config)?;
     msock.set_nonblocking(false).context("make msock blocking")?;
-    let reports = Reports::new()?;
+    let counts = SharedCounts::new()?;
     let mut workers = Children::new(config.workers);
     // Workers to start: None for the first ones, the PID of a dead worker
     // for a replacement.
@@ -48,7 +50,7 @@ pub fn run(config: &Config) -> Result<Summary> {
             // consistent copy of everything and may run ordinary Rust code
             // (see fork.rs).
             match unsafe { fork() } {
-                Ok(ForkResult::Child) => worker(msock, wake, reports, config),
+                Ok(ForkResult::Child) => worker(msock, wake, counts, config),
                 Ok(ForkResult::Parent { child }) => {
                     workers.forked(child, None);
                     match replacing {
@@ -67,6 +69,7 @@ pub fn run(config: &Config) -> Result<Summary> {
             break Ok(());
         }
         if signals::status_requested() {
+            workers.add_counted(counts.accepted(), counts.sigpipe());
             workers.log_status();
         }
         if missing.is_empty() {
@@ -76,30 +79,30 @@ pub fn run(config: &Config) -> Result<Summary> {
         }
     };
 
-    let summary = shut_down(msock, &wake, &reports, &mut workers, config)?;
+    let summary = shut_down(msock, &wake, counts, &mut workers, config)?;
     outcome.map(|()| summary)
 }
 
 /// A worker: accept, serve, again, until the parent shuts msock down.
-fn worker(msock: TcpListener, wake: WakePipe, reports: Reports, config: &Config) -> ! {
+fn worker(msock: TcpListener, wake: WakePipe, counts: &SharedCounts, config: &Config) -> ! {
     log::become_child();
     if let Err(err) = signals::child_signals(config.sigpipe) {
         notice!("{err:#}");
         exit_child(exit_status::FAILED);
     }
     close_wake_pipe(wake);
-    let report = reports.writer();
     let mut echoer = Echoer::new(config);
-    let mut counts = Counts::default();
+    let mut served = 0;
     loop {
         match msock.accept() {
             Ok((asock, client)) => {
                 event!("accepted {client} on fd {}", asock.as_raw_fd());
-                counts.accepted += 1;
+                counts.accepted.fetch_add(1, Ordering::Relaxed);
+                served += 1;
                 let outcome = serve_alone(&asock, client, config, &mut echoer);
                 close("asock", asock);
                 if outcome.status == exit_status::BROKEN_PIPE {
-                    counts.sigpipe += 1;
+                    counts.sigpipe.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Err(err) => match err.raw_os_error().map(Errno::from_raw) {
@@ -120,18 +123,17 @@ fn worker(msock: TcpListener, wake: WakePipe, reports: Reports, config: &Config)
             break;
         }
     }
-    event!("stopping after {} clients", counts.accepted);
+    event!("stopping after {served} clients");
     close("msock", msock);
-    report.send(counts);
     exit_child(exit_status::DONE)
 }
 
 /// The graceful end: wake the workers out of accept, close msock, stop
-/// and reap every worker, add up their reports, log the summary.
+/// and reap every worker, add up their counts, log the summary.
 fn shut_down(
     msock: TcpListener,
     wake: &WakePipe,
-    reports: &Reports,
+    counts: &SharedCounts,
     workers: &mut Children,
     config: &Config,
 ) -> Result<Summary> {
@@ -146,70 +148,41 @@ fn shut_down(
         reaper::reap_now()?;
     }
     workers.stop_all(wake, config.grace)?;
-    let mut reported = 0;
-    for counts in reports.receive() {
-        workers.add_reported(counts.accepted, counts.sigpipe);
-        reported += 1;
-    }
-    let silent = workers.summary().reaped.saturating_sub(reported);
-    if silent > 0 {
-        notice!("{silent} workers were killed before they could report: the counts below miss their clients");
-    }
+    workers.add_counted(counts.accepted(), counts.sigpipe());
     let summary = workers.summary();
     notice!("{summary}");
     Ok(summary)
 }
 
-/// What a worker reports when it exits.
-#[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    accepted: u64,
-    sigpipe: u64,
+/// The workers' counts, in memory shared by the parent and every worker.
+struct SharedCounts {
+    accepted: AtomicU64,
+    sigpipe: AtomicU64,
 }
 
-/// The pipe the workers report through: 16 bytes each, written at once
-/// (a write of up to PIPE_BUF bytes to a pipe is never mixed with another).
-struct Reports {
-    read: OwnedFd,
-    write: OwnedFd,
-}
-
-impl Reports {
-    fn new() -> Result<Reports> {
-        let (read, write) = unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).context("pipe2")?;
-        Ok(Reports { read, write })
+impl SharedCounts {
+    /// Maps a shared page for the counts. Made before the workers are
+    /// forked, so that they all inherit the same page: a write by one is
+    /// seen by all, unlike the rest of their memory, which fork copies.
+    fn new() -> Result<&'static SharedCounts> {
+        let size = NonZeroUsize::new(std::mem::size_of::<SharedCounts>()).context("size")?;
+        let flags = MapFlags::MAP_SHARED | MapFlags::MAP_ANONYMOUS;
+        let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
+        // SAFETY: a new anonymous mapping at an address of the kernel's
+        // choosing touches nothing that exists; it comes zero-filled.
+        let page = unsafe { mman::mmap_anonymous(None, size, prot, flags) }.context("mmap")?;
+        // SAFETY: the mapping is page-aligned, large enough and zero-filled,
+        // and zero is a valid AtomicU64; it is never unmapped, so the
+        // reference may live for ever. Atomics are lock-free here, so
+        // processes that share the page may use them at the same time.
+        Ok(unsafe { page.cast::<SharedCounts>().as_ref() })
     }
 
-    /// In a worker: keep the writing end only.
-    fn writer(self) -> ReportWriter {
-        ReportWriter(self.write)
+    fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
-    /// In the parent, once the workers are gone: every report they sent.
-    fn receive(&self) -> Vec<Counts> {
-        let mut all = Vec::new();
-        let mut record = [0u8; 16];
-        while let Ok(16) = unistd::read(&self.read, &mut record) {
-            let (accepted, sigpipe) = record.split_at(8);
-            all.push(Counts {
-                accepted: u64::from_le_bytes(accepted.try_into().unwrap_or_default()),
-                sigpipe: u64::from_le_bytes(sigpipe.try_into().unwrap_or_default()),
-            });
-        }
-        all
-    }
-}
-
-/// A worker's end of the report pipe.
-struct ReportWriter(OwnedFd);
-
-impl ReportWriter {
-    fn send(&self, counts: Counts) {
-        let mut record = [0u8; 16];
-        record[..8].copy_from_slice(&counts.accepted.to_le_bytes());
-        record[8..].copy_from_slice(&counts.sigpipe.to_le_bytes());
-        if let Err(errno) = unistd::write(&self.0, &record) {
-            notice!("cannot report to the parent: {errno}");
-        }
+    fn sigpipe(&self) -> u64 {
+        self.sigpipe.load(Ordering::Relaxed)
     }
 }

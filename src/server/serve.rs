@@ -109,7 +109,9 @@ pub fn serve(asock: &TcpStream, client: SocketAddr, config: &Config, echoer: &mu
             notice!("connection reset by {client} after {echoed} bytes echoed");
             (exit_status::RESET, echoed)
         }
-        Err(EchoError::Write { errno: Errno::EAGAIN, echoed }) if signals::terminate_requested().is_some() => {
+        Err(EchoError::Write { errno: Errno::EAGAIN, echoed })
+            if signals::terminate_requested().is_some() =>
+        {
             notice!("{client} did not read its echo within the grace period: closing after {echoed} bytes");
             (exit_status::CUT, echoed)
         }

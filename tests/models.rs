@@ -1,0 +1,302 @@
+//! Every server model keeps the fork server's contract: byte-exact echo,
+//! many clients, a graceful SIGTERM, descriptors that do not leak, the
+//! grace period, the SIGUSR1 status. Each test runs for each model; then
+//! a few tests show what makes one model differ from the others.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::thread;
+
+use common::*;
+
+/// The models, as `--mode` names them.
+const MODES: [&str; 5] = ["iterative", "fork", "prefork", "thread", "poll"];
+
+fn start(mode: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--mode", mode];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// Every process of the server: the parent and its children.
+fn server_processes(server: &Server) -> Vec<i32> {
+    let mut all = vec![server.pid];
+    all.extend(server.children().iter().map(|p| p.pid));
+    all
+}
+
+fn fds_of(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A client that sends and never reads back, with a tiny receive buffer:
+/// the server can send it almost nothing, gets stuck writing its echo (or,
+/// the poll server, stops reading when its buffer for this client is full)
+/// and stops taking data. Returns once the client's sending has stalled.
+fn greedy_client(server: &Server) -> TcpStream {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::{AsFd, AsRawFd};
+
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).unwrap();
+    setsockopt(&fd, sockopt::RcvBuf, &2048).unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, server.port)).unwrap();
+    let mut sock = TcpStream::from(fd);
+    sock.set_nonblocking(true).unwrap();
+    let chunk = vec![b'g'; 64 * 1024];
+    wait_until("the server to stop taking data", || {
+        loop {
+            match sock.write(&chunk) {
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) => panic!("greedy client: {err}"),
+            }
+        }
+        // Stalled: the socket does not become writable again for a while.
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
+        (poll(&mut fds, PollTimeout::from(300u16)).unwrap() == 0).then_some(())
+    });
+    sock
+}
+
+#[test]
+fn every_model_echoes_text_and_binary_exactly() {
+    for mode in MODES {
+        let mut server = start(mode, &["-q"]);
+        let data = random_bytes(4 << 20);
+        let out = server.client(&[], &data);
+        assert!(out.status.success(), "{mode}: {}", stderr_text(&out));
+        assert!(out.stdout == data, "{mode}: echo differs");
+        let out = server.client(&["--interval", "1"], b"line one\nline two\n");
+        assert_eq!(out.stdout, b"line one\nline two\n", "{mode}");
+        assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{mode}: {:?}", server.log);
+        assert_eq!(server.summary().accepted, 2, "{mode}");
+    }
+}
+
+#[test]
+fn every_model_serves_many_clients() {
+    for mode in MODES {
+        let mut server = start(mode, &["-q"]);
+        let port = server.port.to_string();
+        let clients: Vec<_> = (0..20)
+            .map(|i| {
+                let port = port.clone();
+                thread::spawn(move || {
+                    let data = random_bytes(50_000 + i);
+                    let out = run_client(&["127.0.0.1", &port], &data);
+                    out.status.success() && out.stdout == data
+                })
+            })
+            .collect();
+        for (i, client) in clients.into_iter().enumerate() {
+            assert!(client.join().unwrap(), "{mode}: client {i} not echoed correctly");
+        }
+        assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{mode}");
+        let summary = server.summary();
+        assert_eq!(summary.accepted, 20, "{mode}: {summary:?}");
+        if mode != "prefork" {
+            // reaped: children, joined threads or finished connections.
+            assert_eq!(summary.reaped, 20, "{mode}: {summary:?}");
+        }
+    }
+}
+
+#[test]
+fn every_model_shuts_down_gracefully_and_frees_its_port() {
+    for mode in MODES {
+        let mut server = start(mode, &["--delay", "300"]);
+        let mut sock = server.connect();
+        sock.write_all(b"read before SIGTERM\n").unwrap();
+        wait_until_read(&sock, server.port);
+        server.signal(libc::SIGTERM);
+        let mut echo = Vec::new();
+        sock.read_to_end(&mut echo).unwrap();
+        assert_eq!(echo, b"read before SIGTERM\n", "{mode}: the data read was echoed before the close");
+        assert_eq!(server.wait_for_exit().code(), Some(0), "{mode}: {:?}", server.log);
+        let summary = server.summary();
+        assert_eq!((summary.accepted, summary.killed), (1, 0), "{mode}: {summary:?}");
+        assert!(processes_in_group(server.pid).is_empty(), "{mode}: a process is left");
+        let again = Server::start_raw(&["--mode", mode, "--bind", "127.0.0.1", &server.port.to_string()]);
+        assert_eq!(again.port, server.port, "{mode}: port reusable at once");
+    }
+}
+
+/// Waits until the server has read what `sock` sent (see shutdown.rs).
+fn wait_until_read(sock: &TcpStream, server_port: u16) {
+    let local = sock.local_addr().unwrap().port();
+    wait_until("the server to read the data", || {
+        let table = tcp_table();
+        let ours = table.iter().find(|e| e.local_port == local && e.remote_port == server_port)?;
+        let theirs = table.iter().find(|e| e.local_port == server_port && e.remote_port == local)?;
+        (ours.tx_queue == 0 && theirs.rx_queue == 0).then_some(())
+    })
+}
+
+#[test]
+fn every_model_cuts_a_client_that_does_not_read_after_the_grace_period() {
+    for mode in MODES {
+        let mut server = start(mode, &["--grace", "1"]);
+        let greedy = greedy_client(&server);
+        assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{mode}: {:?}", server.log);
+        let summary = server.summary();
+        assert_eq!((summary.accepted, summary.killed), (1, 1), "{mode}: {:?}", server.log);
+        assert!(processes_in_group(server.pid).is_empty(), "{mode}: a process is left");
+        drop(greedy);
+    }
+}
+
+#[test]
+fn no_model_leaks_descriptors() {
+    for mode in MODES {
+        let mut server = start(mode, &["-q"]);
+        let echo_once = |server: &Server| {
+            let mut sock = server.connect();
+            sock.write_all(b"x").unwrap();
+            sock.shutdown(Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            sock.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"x");
+        };
+        echo_once(&server);
+        let settle = |server: &mut Server| {
+            // Wait until every connection is over on the server's side too.
+            wait_until("connections to close", || {
+                tcp_table()
+                    .iter()
+                    .all(|e| e.local_port != server.port || e.state == TCP_LISTEN || e.state == 0x06)
+                    .then_some(())
+            });
+        };
+        settle(&mut server);
+        let before: Vec<(i32, usize)> = server_processes(&server).iter().map(|&p| (p, fds_of(p))).collect();
+        for _ in 0..100 {
+            echo_once(&server);
+        }
+        settle(&mut server);
+        if mode == "fork" {
+            server.wait_for_children(0, |_| true);
+        }
+        for (pid, fds) in before {
+            if pid == server.pid || mode == "prefork" {
+                wait_until("descriptors back to where they were", || (fds_of(pid) == fds).then_some(()));
+            }
+        }
+    }
+}
+
+#[test]
+fn every_model_answers_sigusr1() {
+    for mode in MODES {
+        let mut server = start(mode, &["-q"]);
+        let out = server.client(&[], b"one\n");
+        assert!(out.status.success());
+        server.signal(libc::SIGUSR1);
+        let line = server.wait_for_line(|l| l.contains("status:"));
+        assert!(line.contains("accepted=1"), "{mode}: {line}");
+    }
+}
+
+#[test]
+fn the_iterative_server_serves_one_client_at_a_time() {
+    let mut server = start("iterative", &[]);
+    let mut first = server.connect();
+    first.write_all(b"first\n").unwrap();
+    let mut buf = [0u8; 6];
+    first.read_exact(&mut buf).unwrap();
+    // A second client: the kernel completes its handshake, but it waits in
+    // msock's queue (rx_queue of the LISTEN socket) while the first is served.
+    let mut second = server.connect();
+    second.write_all(b"second\n").unwrap();
+    wait_until("the second client queued", || {
+        tcp_table()
+            .into_iter()
+            .find(|e| e.state == TCP_LISTEN && e.local_port == server.port && e.rx_queue == 1)
+    });
+    drop(first);
+    let mut buf = [0u8; 7];
+    second.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"second\n");
+    // In the log, the second is accepted only after the first is finished.
+    server.wait_for_lines(2, |l| l.contains("accepted"));
+    let position = |text: &str| server.log.iter().position(|l| l.contains(text)).unwrap();
+    let second_accepted = server.log.iter().rposition(|l| l.contains("accepted")).unwrap();
+    assert!(position("finished") < second_accepted, "{:?}", server.log);
+}
+
+#[test]
+fn a_prefork_worker_that_dies_is_replaced() {
+    let mut server = start("prefork", &["--workers", "3"]);
+    let workers = server.wait_for_children(3, |_| true);
+    signal(workers[0].pid, libc::SIGKILL);
+    let line = server.wait_for_line(|l| l.contains("in place of"));
+    assert!(line.ends_with(&format!("in place of {}", workers[0].pid)), "{line}");
+    server.wait_for_children(3, |p| p.pid != workers[0].pid);
+    let out = server.client(&[], b"still served\n");
+    assert_eq!(out.stdout, b"still served\n");
+    assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0));
+    assert_eq!(server.summary().reaped, 4, "three workers and the dead one");
+}
+
+#[test]
+fn prefork_workers_share_one_listening_socket() {
+    let server = start("prefork", &["--workers", "2"]);
+    let workers = server.wait_for_children(2, |_| true);
+    let listening = tcp_table()
+        .into_iter()
+        .find(|e| e.state == TCP_LISTEN && e.local_port == server.port)
+        .expect("msock");
+    for worker in workers {
+        assert!(worker.socket_inodes().contains(&listening.inode), "worker {} accepts on msock", worker.pid);
+    }
+}
+
+#[test]
+fn the_thread_server_serves_with_threads_not_processes() {
+    let mut server = start("thread", &[]);
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut sock = server.connect();
+            sock.write_all(b"hi").unwrap();
+            let mut buf = [0u8; 2];
+            sock.read_exact(&mut buf).unwrap();
+            sock
+        })
+        .collect();
+    let pid = server.pid;
+    let tasks = || std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    assert_eq!(tasks(), 4, "the main thread and one thread per client");
+    assert!(server.children().is_empty(), "no child process");
+    drop(held);
+    server.wait_for_lines(3, |l| l.contains("joined thread"));
+    wait_until("the threads to be gone", || (tasks() == 1).then_some(()));
+}
+
+#[test]
+fn the_poll_server_does_not_let_a_slow_reader_block_the_others() {
+    let mut server = start("poll", &[]);
+    let mut slow = greedy_client(&server);
+    // Another client is served at once, while the first one's echo waits.
+    let out = server.client(&[], b"me too\n");
+    assert_eq!(out.stdout, b"me too\n");
+    // The slow reader finally reads: every byte it sent comes back.
+    slow.set_nonblocking(false).unwrap();
+    slow.shutdown(Shutdown::Write).unwrap();
+    let mut echo = Vec::new();
+    slow.read_to_end(&mut echo).unwrap();
+    assert!(!echo.is_empty() && echo.iter().all(|&b| b == b'g'), "all of it, unchanged");
+    server.wait_for_line(|l| l.contains(&format!("{} bytes echoed (client closed)", echo.len())));
+    assert_eq!(server.children().len(), 0);
+}
+
+#[test]
+fn workers_applies_only_to_prefork() {
+    let out = run_bounded(std::process::Command::new(SERVER).args(["--workers", "2", "0"]), b"");
+    assert_one_line_error(&out, 2, "TCPechod", &["--workers applies only to --mode prefork"]);
+    let out = run_bounded(std::process::Command::new(SERVER).args(["--mode", "threads", "0"]), b"");
+    assert_one_line_error(&out, 2, "TCPechod", &["'threads' for '--mode <MODE>'"]);
+}
