@@ -27,8 +27,8 @@ thread_local! {
     static THREAD_ID: Cell<Option<i32>> = const { Cell::new(None) };
 }
 
-/// Starts the log of the parent process; with `quiet`, [`event!`] lines are
-/// dropped and only [`notice!`] lines (first line, errors, summary) remain.
+/// Starts the log of the parent process; with `quiet`, [`event!`](crate::event!) lines are
+/// dropped and only [`notice!`](crate::notice!) lines (first line, errors, summary) remain.
 pub fn init_parent(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
     IS_CHILD.store(false, Ordering::Relaxed);
@@ -47,7 +47,7 @@ pub fn become_thread() {
     THREAD_ID.with(|id| id.set(Some(nix::unistd::gettid().as_raw())));
 }
 
-/// Whether [`event!`] lines are being dropped (`-q`).
+/// Whether [`event!`](crate::event!) lines are being dropped (`-q`).
 #[inline]
 pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)

@@ -110,10 +110,10 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| server | conn/s | p50 µs | p99 µs | MB/s, 1 stream | MB/s, 4 streams | PSS, {} idle clients | processes |",
+            "| server | conn/s | p50 µs | p99 µs | MB/s, 1 stream | MB/s, 4 streams | PSS, {} idle clients | served | processes |",
             p.idle_clients
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for row in &self.rows {
             let median = row.median_rate_run();
             let one = Spread::of(row.one_stream.iter().map(|s| s.mb_per_second));
@@ -121,7 +121,7 @@ impl Report {
             let m = row.memory;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} KiB | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} KiB | {} | {} |",
                 row.name,
                 row.rate_spread().cell(),
                 median.p50_us,
@@ -129,6 +129,7 @@ impl Report {
                 one.cell(),
                 four.cell(),
                 m.total_pss_kib,
+                m.served,
                 m.processes
             );
         }
@@ -168,7 +169,8 @@ impl Report {
         let _ = writeln!(
             out,
             "- **PSS**: the memory of the server's processes (proportional set size, from /proc/PID/smaps_rollup) \
-             with {} idle clients connected; **processes**: how many there were.\n",
+             with {} idle clients connected; **served**: how many of them the server was serving at that \
+             moment (the others waited in the queue of msock); **processes**: how many there were.\n",
             p.idle_clients
         );
         out.push_str(&self.table());

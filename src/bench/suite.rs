@@ -159,7 +159,14 @@ impl Server {
         } else {
             // socat: a port free a moment ago (loopback, nobody else takes it).
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            command.args([format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"), "PIPE".into()]);
+            // -t 30: after a client's half-close, socat waits only 0.5 s by
+            // default for the rest of the echo, which cuts long streams.
+            command.args([
+                "-t".into(),
+                "30".into(),
+                format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
+                "PIPE".into(),
+            ]);
             Some(port)
         };
         std::os::unix::process::CommandExt::process_group(&mut command, 0);

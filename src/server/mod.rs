@@ -7,7 +7,7 @@
 //! | `fork` | a child forked for it (the lab's server, the default) | [`fork`] |
 //! | `prefork` | one of N children forked at start, each accepting | [`prefork`] |
 //! | `thread` | a thread started for it | [`thread`] |
-//! | `poll` | the server itself, all clients at once, with poll(2) | [`poll`] |
+//! | `poll` | the server itself, all clients at once, with poll(2) | [`poll`](mod@poll) |
 //!
 //! They keep the same contract: the first log line says where they listen,
 //! SIGTERM or SIGINT stops them gracefully within `--grace` seconds and
