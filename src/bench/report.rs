@@ -28,6 +28,8 @@ pub struct Parameters {
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
     pub name: String,
+    /// A reference server (socat): its failures are shown, not fatal.
+    pub reference: bool,
     pub rate: Vec<RateResult>,
     pub one_stream: Vec<StreamResult>,
     pub four_streams: Vec<StreamResult>,
@@ -78,6 +80,14 @@ impl Measured {
         Spread::of(self.rate.iter().map(|r| r.per_second))
     }
 
+    /// Connections and streams that failed or came back wrong, all tests.
+    fn failed(&self) -> u64 {
+        let rate: u64 = self.rate.iter().map(|r| r.errors + r.mismatches).sum();
+        let streams: u64 =
+            self.one_stream.iter().chain(&self.four_streams).map(|s| s.errors + s.mismatches).sum();
+        rate + streams
+    }
+
     /// The run whose rate is the median: its latencies go in the table.
     fn median_rate_run(&self) -> RateResult {
         let mut runs = self.rate.clone();
@@ -87,11 +97,12 @@ impl Measured {
 }
 
 impl Report {
-    /// Connections that failed and echoes that differed, in all runs.
+    /// Connections that failed and echoes that differed, in all runs of
+    /// the servers that are not mere references.
     pub fn failures(&self) -> (u64, u64) {
         let mut errors = 0;
         let mut mismatches = 0;
-        for row in &self.rows {
+        for row in self.rows.iter().filter(|row| !row.reference) {
             for r in &row.rate {
                 errors += r.errors;
                 mismatches += r.mismatches;
@@ -104,16 +115,27 @@ impl Report {
         (errors, mismatches)
     }
 
+    /// Which servers had failures (references included).
+    pub fn failures_by_server(&self) -> String {
+        let failed: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|row| row.failed() > 0)
+            .map(|row| format!("{}: {}", row.name, row.failed()))
+            .collect();
+        failed.join(", ")
+    }
+
     /// The table, in Markdown.
     pub fn table(&self) -> String {
         let p = &self.parameters;
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| server | conn/s | p50 µs | p99 µs | MB/s, 1 stream | MB/s, 4 streams | PSS, {} idle clients | served | processes |",
+            "| server | conn/s | p50 µs | p99 µs | MB/s, 1 stream | MB/s, 4 streams | PSS, {} idle clients | per child | served | processes | failed |",
             p.idle_clients
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for row in &self.rows {
             let median = row.median_rate_run();
             let one = Spread::of(row.one_stream.iter().map(|s| s.mb_per_second));
@@ -121,7 +143,7 @@ impl Report {
             let m = row.memory;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} KiB | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} KiB | {} | {} | {} | {} |",
                 row.name,
                 row.rate_spread().cell(),
                 median.p50_us,
@@ -129,8 +151,10 @@ impl Report {
                 one.cell(),
                 four.cell(),
                 m.total_pss_kib,
+                per_child(m),
                 m.served,
-                m.processes
+                m.processes,
+                row.failed()
             );
         }
         out
@@ -169,7 +193,8 @@ impl Report {
         let _ = writeln!(
             out,
             "- **PSS**: the memory of the server's processes (proportional set size, from /proc/PID/smaps_rollup) \
-             with {} idle clients connected; **served**: how many of them the server was serving at that \
+             with {} idle clients connected, and the share of one child (all but the parent, divided \
+             among the children); **served**: how many of them the server was serving at that \
              moment (the others waited in the queue of msock); **processes**: how many there were.\n",
             p.idle_clients
         );
@@ -181,6 +206,14 @@ impl Report {
              The whole run took {:.0} s.",
             self.seconds
         );
+        if self.rows.iter().any(|row| row.reference && row.failed() > 0) {
+            let _ = writeln!(
+                out,
+                "\nThe **failed** column counts connections or streams that failed or came back wrong. \
+                 A reference server's failures (socat's echo through a pipe can stall under two long \
+                 transfers at once) are shown but do not fail the benchmark."
+            );
+        }
         out
     }
 
@@ -249,6 +282,14 @@ impl Report {
         let chart = dir.join("rate.svg");
         fs::write(&chart, self.svg()).with_context(|| format!("write {}", chart.display()))?;
         Ok(())
+    }
+}
+
+/// The PSS of one child: what the children cost, divided among them.
+fn per_child(m: MemoryResult) -> String {
+    match m.processes {
+        0 | 1 => "–".to_string(),
+        n => format!("{} KiB", m.total_pss_kib.saturating_sub(m.parent_pss_kib) / (n as u64 - 1)),
     }
 }
 
