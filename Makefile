@@ -5,7 +5,7 @@ CARGO ?= cargo
 PORT ?= 8000
 BINARIES := TCPechod TCPecho echobench
 
-.PHONY: all build run test bench clean
+.PHONY: all build run test stress lint bench clean
 
 all: build
 
@@ -27,9 +27,20 @@ run: build
 	@echo "Starting TCPechod on port $(PORT); stop it with Ctrl-C."
 	./TCPechod $(PORT); exit $$?
 
-# Every test: unit tests, and integration tests that run the real binaries.
+# Every test: unit tests, and integration tests that run the real binaries
+# (the stress suite included).
 test:
 	$(CARGO) test --release --workspace
+
+# The stress and fault suite alone: floods, limits, misbehaving clients,
+# signals under load, resources running out, hostile arguments.
+stress:
+	$(CARGO) test --release --test stress --test hostile_arguments
+
+# The code's own gates, as CI runs them.
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The benchmark: every server model, the C baseline (and socat, if
 # installed), into bench/RESULTS.md and bench/rate.svg. About 3 minutes.

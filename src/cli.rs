@@ -1,8 +1,10 @@
-//! What both programs do with their command line and their errors: a bad
+//! What the programs do with their command line and their errors: a bad
 //! argument or a failure is reported as one line on stderr, `PROGRAM: what
 //! failed`, never as a panic or a backtrace, and the exit status says which
 //! kind it was.
 
+use std::io::Write;
+use std::panic::{self, PanicHookInfo, UnwindSafe};
 use std::process::{self, ExitCode};
 
 use clap::error::ErrorKind;
@@ -12,6 +14,41 @@ use clap::Parser;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status of a failure at run time (bind, connect, I/O...).
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit status of an internal error: a bug (EX_SOFTWARE of sysexits.h).
+pub const EXIT_INTERNAL: u8 = 70;
+
+/// Runs a program's `main` so that a panic, which would be a bug, ends
+/// as one line (`PROGRAM: internal error: ...`) and exit status 70, never
+/// as Rust's panic message and backtrace, whatever RUST_BACKTRACE says.
+/// In a child of the server the line goes to the log and the child ends
+/// with the failure status; in a thread of the threaded server only that
+/// client's thread ends.
+pub fn guarded(program: &'static str, main: impl FnOnce() -> ExitCode + UnwindSafe) -> ExitCode {
+    panic::set_hook(Box::new(move |info| {
+        if crate::log::in_child() {
+            crate::notice!("internal error: {}", panic_text(info));
+            crate::server::fork::exit_child(crate::server::exit_status::FAILED);
+        }
+        let line = format!("{program}: internal error: {}\n", panic_text(info));
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }));
+    panic::catch_unwind(main).unwrap_or(ExitCode::from(EXIT_INTERNAL))
+}
+
+/// What a panic says, and where.
+pub fn panic_text(info: &PanicHookInfo<'_>) -> String {
+    let message = match info.payload().downcast_ref::<&str>() {
+        Some(text) => (*text).to_string(),
+        None => match info.payload().downcast_ref::<String>() {
+            Some(text) => text.clone(),
+            None => "panic".to_string(),
+        },
+    };
+    match info.location() {
+        Some(at) => format!("{message} (at {}:{})", at.file(), at.line()),
+        None => message,
+    }
+}
 
 /// Parses the command line; on a usage error prints one line and exits 2
 /// (`--help` and `--version` print and exit 0 as usual).

@@ -42,6 +42,11 @@ pub fn become_child() {
     IS_CHILD.store(true, Ordering::Relaxed);
 }
 
+/// Whether this process is a forked child of the server.
+pub fn in_child() -> bool {
+    IS_CHILD.load(Ordering::Relaxed)
+}
+
 /// Called by a thread that serves a client: its lines say `[thread TID]`.
 pub fn become_thread() {
     THREAD_ID.with(|id| id.set(Some(nix::unistd::gettid().as_raw())));

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Exit status: 0 when everything sent came back, 1 when something failed
-//! (name resolution, connection, a short echo...), 2 for a bad command line.
+//! (name resolution, connection, a short echo...), 2 for a bad command line,
+//! 70 for an internal error (a bug).
 
 // The lab's programs are called TCPechod and TCPecho, capitals included.
 #![allow(non_snake_case)]
@@ -50,6 +51,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    cli::guarded("TCPecho", run)
+}
+
+fn run() -> ExitCode {
     let args: Args = cli::parse_args("TCPecho");
     let options = Options {
         host: args.host,

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Exit status: 0 after a graceful shutdown, 1 when the server cannot run
-//! (port in use, permission denied...), 2 for a bad command line.
+//! (port in use, permission denied...), 2 for a bad command line, 70 for an
+//! internal error (a bug).
 
 // The lab's programs are called TCPechod and TCPecho, capitals included.
 #![allow(non_snake_case)]
@@ -89,6 +90,12 @@ struct Args {
           value_parser = cli::whole_number(0, 3600))]
     grace: u64,
 
+    /// Close a connection after this many seconds without progress: nothing
+    /// received, or its echo not taken (0: never; the lab needs idle clients).
+    #[arg(long, value_name = "SECS", default_value_t = 0, allow_negative_numbers = true,
+          value_parser = cli::whole_number(0, 86_400))]
+    idle_timeout: u64,
+
     /// Most children alive at once; at the limit the server stops accepting.
     #[arg(long, value_name = "N", default_value_t = 512, allow_negative_numbers = true,
           value_parser = cli::whole_number(1, 4096))]
@@ -117,6 +124,10 @@ fn parse_address(text: &str) -> Result<IpAddr, String> {
 }
 
 fn main() -> ExitCode {
+    cli::guarded("TCPechod", run)
+}
+
+fn run() -> ExitCode {
     let args: Args = cli::parse_args("TCPechod");
     if args.workers.is_some() && args.mode != Mode::Prefork {
         cli::usage_error("TCPechod", "--workers applies only to --mode prefork");
@@ -139,6 +150,7 @@ fn main() -> ExitCode {
         splice: args.splice,
         terminate_handler: !args.no_sigterm_handler,
         grace: Duration::from_secs(args.grace),
+        idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
         max_children: args.max_children as usize,
         breakage: Breakage { leak_asock: args.leak_asock, leak_msock: args.leak_msock },
     };

@@ -99,8 +99,10 @@ struct Target {
 }
 
 fn main() -> ExitCode {
-    let args: Args = cli::parse_args("echobench");
-    cli::exit_code("echobench", run(args.test))
+    cli::guarded("echobench", || {
+        let args: Args = cli::parse_args("echobench");
+        cli::exit_code("echobench", run(args.test))
+    })
 }
 
 fn run(test: Test) -> anyhow::Result<()> {

@@ -24,7 +24,7 @@ use nix::unistd::{fork, ForkResult};
 
 use super::children::Children;
 use super::serve::{serve_alone, Echoer};
-use super::{close, exit_status, next_client, start, Config, Summary};
+use super::{back_off, close, exit_status, next_client, start, Config, Summary};
 use crate::signals::{self, WakePipe};
 use crate::{event, log, notice, reaper};
 
@@ -59,7 +59,16 @@ pub fn run(config: &Config) -> Result<Summary> {
                     close("asock", asock);
                 }
             }
-            Err(errno) => notice!("fork failed: {errno}; closing the connection from {client}"),
+            Err(errno) => {
+                // Out of processes (EAGAIN) or memory: this client is let go,
+                // and the server waits a little for children to end.
+                drop(asock);
+                if let Err(err) =
+                    back_off(&wake, &format!("fork failed: {errno}; closed the connection from {client}"))
+                {
+                    break Err(err);
+                }
+            }
         }
     };
 

@@ -95,6 +95,9 @@ pub struct Config {
     pub terminate_handler: bool,
     /// How long clients being served get to finish after SIGTERM.
     pub grace: Duration,
+    /// Close a connection that makes no progress (nothing received, or its
+    /// echo not taken) for this long (`--idle-timeout`; None: never).
+    pub idle_timeout: Option<Duration>,
     /// Most clients served at once; at the limit the server stops accepting.
     pub max_children: usize,
     /// Toggles that break the server on purpose, to show why a line exists.
@@ -164,6 +167,8 @@ pub mod exit_status {
     pub const RESET: i32 = 4;
     /// Cut after the grace period: the client did not take its echo.
     pub const CUT: i32 = 5;
+    /// Closed by `--idle-timeout`: the client sent nothing, or took nothing, for too long.
+    pub const IDLE: i32 = 6;
 
     /// A few words on what a status means, for the log.
     pub fn meaning(code: i32) -> &'static str {
@@ -172,6 +177,7 @@ pub mod exit_status {
             BROKEN_PIPE => "broken pipe",
             RESET => "connection reset",
             CUT => "cut after the grace period",
+            IDLE => "idle timeout",
             _ => "failed",
         }
     }
@@ -251,33 +257,51 @@ pub fn next_client(
             wait(wake, None, PollTimeout::NONE)?; // until a client is done, or a signal
             continue;
         }
-        if let Some(connection) = accept(msock, wake)? {
-            return Ok(Some(connection));
+        match accept(msock)? {
+            Accepted::Client(sock, addr) => return Ok(Some((sock, addr))),
+            Accepted::Nobody => {
+                wait(wake, Some(msock), PollTimeout::NONE)?;
+            }
+            Accepted::OutOfResources(err) => back_off(wake, &format!("accept: {err}"))?,
         }
-        wait(wake, Some(msock), PollTimeout::NONE)?;
     }
 }
 
-/// Takes the next connection from msock's queue (msock is non-blocking):
-/// None when there is none.
-pub fn accept(msock: &TcpListener, wake: &WakePipe) -> Result<Option<(TcpStream, SocketAddr)>> {
+/// What accept found.
+pub enum Accepted {
+    /// A client, with its address.
+    Client(TcpStream, SocketAddr),
+    /// Nobody waiting (or a client that gave up before we got to it).
+    Nobody,
+    /// Out of descriptors or memory: the client waits in the queue.
+    OutOfResources(std::io::Error),
+}
+
+/// Takes the next connection from msock's queue (msock is non-blocking).
+pub fn accept(msock: &TcpListener) -> Result<Accepted> {
     match msock.accept() {
-        Ok(connection) => Ok(Some(connection)),
+        Ok((sock, addr)) => Ok(Accepted::Client(sock, addr)),
         Err(err) => match err.raw_os_error().map(Errno::from_raw) {
-            // Nobody waiting (EAGAIN), interrupted, or a client that gave up
-            // before we got to it: nothing to do.
-            Some(Errno::EAGAIN | Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => Ok(None),
-            // Out of descriptors or memory: the connection waits in the
-            // queue. Pause a little (a signal still wakes us) instead of
-            // spinning on the same error.
+            Some(Errno::EAGAIN | Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => Ok(Accepted::Nobody),
             Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
-                notice!("accept: {err}; pausing 100 ms");
-                wait(wake, None, timeout_for(Duration::from_millis(100)))?;
-                Ok(None)
+                Ok(Accepted::OutOfResources(err))
             }
             _ => Err(anyhow::Error::new(err).context("accept")),
         },
     }
+}
+
+/// How long to pause after running out of descriptors, memory or
+/// processes, before trying again.
+pub const BACK_OFF: Duration = Duration::from_millis(100);
+
+/// Logs `what` failed for lack of resources and pauses [`BACK_OFF`] (a
+/// signal still wakes us), instead of spinning on the same failure while
+/// the resources are still missing.
+pub fn back_off(wake: &WakePipe, what: &str) -> Result<()> {
+    notice!("{what}; pausing {} ms", BACK_OFF.as_millis());
+    wait(wake, None, timeout_for(BACK_OFF))?;
+    Ok(())
 }
 
 /// Sleeps until a signal handler writes to the wake pipe, a client waits on

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::{accept, close, exit_status, start, timeout_for, Config, Summary};
+use super::{accept, close, exit_status, start, timeout_for, Accepted, Config, Summary, BACK_OFF};
 use crate::signals::{self, SigpipeMode, WakePipe};
 use crate::{event, notice};
 
@@ -40,6 +40,7 @@ pub fn run(config: &Config) -> Result<Summary> {
         scratch: vec![0u8; config.buffer],
         summary: Summary::default(),
         limit_logged: false,
+        accept_paused_until: None,
     };
     let outcome = server.run(msock, &wake);
     notice!("{}", server.summary);
@@ -60,6 +61,8 @@ struct Client {
     written: u64,
     /// The client closed its side (or the shutdown stopped our reading).
     read_done: bool,
+    /// When a byte last moved either way (for `--idle-timeout`).
+    last_progress: Instant,
 }
 
 impl Client {
@@ -82,6 +85,18 @@ struct PollServer {
     scratch: Vec<u8>,
     summary: Summary,
     limit_logged: bool,
+    /// Out of descriptors: msock is left alone until then.
+    accept_paused_until: Option<Instant>,
+}
+
+/// How a client's connection ends.
+enum Ending {
+    /// The client closed and everything was echoed.
+    Done,
+    /// A read or write failed.
+    Failed(std::io::Error),
+    /// `--idle-timeout`: nothing moved for too long.
+    Idle,
 }
 
 impl PollServer {
@@ -121,6 +136,7 @@ impl PollServer {
                     return Ok(());
                 }
             }
+            self.close_idle();
             self.poll_once(msock.as_ref(), wake, deadline)?;
         }
     }
@@ -133,7 +149,8 @@ impl PollServer {
         deadline: Option<Instant>,
     ) -> Result<()> {
         let now = Instant::now();
-        let accepting = msock.filter(|_| !self.at_limit());
+        let paused = self.accept_paused_until.filter(|&until| until > now);
+        let accepting = msock.filter(|_| paused.is_none() && !self.at_limit());
         let order: Vec<i32> = self.clients.keys().copied().collect();
         let mut fds = Vec::with_capacity(order.len() + 2);
         fds.push(PollFd::new(wake.read_end(), PollFlags::POLLIN));
@@ -141,7 +158,7 @@ impl PollServer {
             fds.push(PollFd::new(msock.as_fd(), PollFlags::POLLIN));
         }
         let limit = PENDING_BUFFERS * self.config.buffer;
-        let mut wake_at = deadline;
+        let mut wake_at = [deadline, paused, self.next_idle_deadline()].into_iter().flatten().min();
         for fd in &order {
             let client = &self.clients[fd];
             let mut events = PollFlags::empty();
@@ -169,7 +186,7 @@ impl PollServer {
         }
         let first_client = if let Some(msock) = accepting {
             if !ready[1].is_empty() {
-                self.accept_all(msock, wake)?;
+                self.accept_all(msock)?;
             }
             2
         } else {
@@ -196,10 +213,17 @@ impl PollServer {
     }
 
     /// Accepts every client waiting, up to the limit.
-    fn accept_all(&mut self, msock: &TcpListener, wake: &WakePipe) -> Result<()> {
+    fn accept_all(&mut self, msock: &TcpListener) -> Result<()> {
         while !self.at_limit() {
-            let Some((sock, addr)) = accept(msock, wake)? else {
-                return Ok(());
+            let (sock, addr) = match accept(msock)? {
+                Accepted::Client(sock, addr) => (sock, addr),
+                Accepted::Nobody => return Ok(()),
+                Accepted::OutOfResources(err) => {
+                    // The client waits in the queue; the others are served meanwhile.
+                    notice!("accept: {err}; not accepting for {} ms", BACK_OFF.as_millis());
+                    self.accept_paused_until = Some(Instant::now() + BACK_OFF);
+                    return Ok(());
+                }
             };
             self.summary.accepted += 1;
             if let Err(err) = sock.set_nonblocking(true) {
@@ -216,10 +240,34 @@ impl PollServer {
                 read: 0,
                 written: 0,
                 read_done: false,
+                last_progress: Instant::now(),
             };
             self.clients.insert(fd, client);
         }
         Ok(())
+    }
+
+    /// When the first client to reach `--idle-timeout` will reach it.
+    fn next_idle_deadline(&self) -> Option<Instant> {
+        let timeout = self.config.idle_timeout?;
+        self.clients.values().map(|c| c.last_progress + timeout).min()
+    }
+
+    /// Closes the clients that made no progress for `--idle-timeout`.
+    fn close_idle(&mut self) {
+        let Some(timeout) = self.config.idle_timeout else {
+            return;
+        };
+        let now = Instant::now();
+        let idle: Vec<i32> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| now >= c.last_progress + timeout)
+            .map(|(&fd, _)| fd)
+            .collect();
+        for fd in idle {
+            self.finish(fd, Ending::Idle);
+        }
     }
 
     /// Reads from and writes to one client as far as it goes without blocking.
@@ -238,10 +286,11 @@ impl PollServer {
                 Ok(n) => {
                     client.pending.extend(&self.scratch[..n]);
                     client.read += n as u64;
-                    client.due.push_back((Instant::now() + delay, client.read));
+                    client.last_progress = Instant::now();
+                    client.due.push_back((client.last_progress + delay, client.read));
                 }
                 Err(err) if retry(&err) => {}
-                Err(err) => return self.finish(fd, Some(err)),
+                Err(err) => return self.finish(fd, Ending::Failed(err)),
             }
         }
         let now = Instant::now();
@@ -255,39 +304,48 @@ impl PollServer {
                 Ok(written) => {
                     client.pending.drain(..written);
                     client.written += written as u64;
+                    client.last_progress = Instant::now();
                     while client.due.front().is_some_and(|&(_, end)| end <= client.written) {
                         client.due.pop_front();
                     }
                 }
                 Err(err) if retry(&err) => break,
-                Err(err) => return self.finish(fd, Some(err)),
+                Err(err) => return self.finish(fd, Ending::Failed(err)),
             }
         }
         let done = self.clients.get(&fd).is_some_and(|c| c.read_done && c.pending.is_empty());
         if done {
-            self.finish(fd, None);
+            self.finish(fd, Ending::Done);
         }
     }
 
     /// Closes a client's connection and counts how it ended.
-    fn finish(&mut self, fd: i32, error: Option<std::io::Error>) {
+    fn finish(&mut self, fd: i32, ending: Ending) {
         let Some(client) = self.clients.remove(&fd) else {
             return;
         };
-        let errno = error.as_ref().and_then(|e| e.raw_os_error()).map(Errno::from_raw);
-        let status = match errno {
-            None => exit_status::DONE,
-            Some(Errno::EPIPE) => exit_status::BROKEN_PIPE,
-            Some(Errno::ECONNRESET) => exit_status::RESET,
-            Some(_) => exit_status::FAILED,
+        let errno = match &ending {
+            Ending::Failed(err) => Some(err.raw_os_error().map_or(Errno::EIO, Errno::from_raw)),
+            _ => None,
         };
-        let how = match (errno, signals::terminate_requested()) {
-            (None, Some(sig)) => format!("stopped reading on {sig}"),
-            (None, None) => "client closed".to_string(),
-            (Some(Errno::EPIPE), _) if self.config.sigpipe == SigpipeMode::Count => {
+        let status = match (&ending, errno) {
+            (Ending::Done, _) => exit_status::DONE,
+            (Ending::Idle, _) => exit_status::IDLE,
+            (_, Some(Errno::EPIPE)) => exit_status::BROKEN_PIPE,
+            (_, Some(Errno::ECONNRESET)) => exit_status::RESET,
+            _ => exit_status::FAILED,
+        };
+        let how = match (&ending, errno, signals::terminate_requested()) {
+            (Ending::Done, _, Some(sig)) => format!("stopped reading on {sig}"),
+            (Ending::Done, _, None) => "client closed".to_string(),
+            (Ending::Idle, ..) => {
+                format!("idle for {} s: closed", self.config.idle_timeout.unwrap_or_default().as_secs())
+            }
+            (_, Some(Errno::EPIPE), _) if self.config.sigpipe == SigpipeMode::Count => {
                 format!("SIGPIPE (count={}): broken pipe", signals::sigpipe_count())
             }
-            (Some(errno), _) => format!("{}: {errno}", exit_status::meaning(status)),
+            (_, Some(errno), _) => format!("{}: {errno}", exit_status::meaning(status)),
+            (_, None, _) => exit_status::meaning(status).to_string(),
         };
         let line = format!("finished {}: {} bytes echoed ({how})", client.addr, client.written);
         if status == exit_status::DONE {

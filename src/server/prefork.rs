@@ -18,19 +18,20 @@ use std::num::NonZeroUsize;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::poll::PollTimeout;
 use nix::sys::mman::{self, MapFlags, ProtFlags};
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
 use nix::sys::socket::{shutdown, Shutdown};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 
 use super::children::Children;
 use super::fork::{close_wake_pipe, exit_child};
 use super::serve::{serve_alone, Echoer};
-use super::{close, exit_status, start, wait, Config, Summary, Tracker};
+use super::{close, exit_status, start, wait, Config, Summary, Tracker, BACK_OFF};
 use crate::signals::{self, WakePipe};
 use crate::{event, log, notice, reaper};
 
@@ -40,6 +41,7 @@ pub fn run(config: &Config) -> Result<Summary> {
     msock.set_nonblocking(false).context("make msock blocking")?;
     let counts = SharedCounts::new()?;
     let mut workers = Children::new(config.workers);
+    let parent = getpid();
     // Workers to start: None for the first ones, the PID of a dead worker
     // for a replacement.
     let mut missing: Vec<Option<Pid>> = vec![None; config.workers];
@@ -50,7 +52,7 @@ pub fn run(config: &Config) -> Result<Summary> {
             // consistent copy of everything and may run ordinary Rust code
             // (see fork.rs).
             match unsafe { fork() } {
-                Ok(ForkResult::Child) => worker(msock, wake, counts, config),
+                Ok(ForkResult::Child) => worker(msock, wake, counts, config, parent),
                 Ok(ForkResult::Parent { child }) => {
                     workers.forked(child, None);
                     match replacing {
@@ -84,10 +86,16 @@ pub fn run(config: &Config) -> Result<Summary> {
 }
 
 /// A worker: accept, serve, again, until the parent shuts msock down.
-fn worker(msock: TcpListener, wake: WakePipe, counts: &SharedCounts, config: &Config) -> ! {
+fn worker(msock: TcpListener, wake: WakePipe, counts: &SharedCounts, config: &Config, parent: Pid) -> ! {
     log::become_child();
     if let Err(err) = signals::child_signals(config.sigpipe) {
         notice!("{err:#}");
+        exit_child(exit_status::FAILED);
+    }
+    // Workers hold msock: if the parent dies without stopping them (kill -9),
+    // they must die too, or they would keep the port. The kernel sends
+    // SIGKILL when the parent dies; if it died before this call, we go now.
+    if prctl::set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != parent {
         exit_child(exit_status::FAILED);
     }
     close_wake_pipe(wake);
@@ -110,8 +118,8 @@ fn worker(msock: TcpListener, wake: WakePipe, counts: &SharedCounts, config: &Co
                 Some(Errno::EINVAL) => break,
                 Some(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO | Errno::EAGAIN) => {}
                 Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
-                    notice!("accept: {err}; pausing 100 ms");
-                    thread::sleep(Duration::from_millis(100));
+                    notice!("accept: {err}; pausing {} ms", BACK_OFF.as_millis());
+                    thread::sleep(BACK_OFF);
                 }
                 _ => {
                     notice!("accept: {err}");

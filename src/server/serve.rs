@@ -82,6 +82,15 @@ pub fn serve_alone(asock: &TcpStream, client: SocketAddr, config: &Config, echoe
 
 /// Echoes for one client; logs how it ended and returns it.
 pub fn serve(asock: &TcpStream, client: SocketAddr, config: &Config, echoer: &mut Echoer) -> Outcome {
+    if let Some(idle) = config.idle_timeout {
+        // SO_RCVTIMEO and SO_SNDTIMEO: a read that waits, or a write that
+        // cannot go on, for that long fails with EAGAIN.
+        if let Err(err) =
+            asock.set_read_timeout(Some(idle)).and_then(|()| asock.set_write_timeout(Some(idle)))
+        {
+            notice!("--idle-timeout: cannot set the timeouts of {client}: {err}");
+        }
+    }
     let (status, echoed) = match echoer.echo(asock, config) {
         Ok(echoed) => {
             match signals::terminate_requested() {
@@ -114,6 +123,18 @@ pub fn serve(asock: &TcpStream, client: SocketAddr, config: &Config, echoer: &mu
         {
             notice!("{client} did not read its echo within the grace period: closing after {echoed} bytes");
             (exit_status::CUT, echoed)
+        }
+        Err(EchoError::Read { errno: Errno::EAGAIN, echoed }) => {
+            let idle = config.idle_timeout.unwrap_or_default().as_secs();
+            notice!("{client} sent nothing for {idle} s (--idle-timeout): closing after {echoed} bytes");
+            (exit_status::IDLE, echoed)
+        }
+        Err(EchoError::Write { errno: Errno::EAGAIN, echoed }) => {
+            let idle = config.idle_timeout.unwrap_or_default().as_secs();
+            notice!(
+                "{client} took none of its echo for {idle} s (--idle-timeout): closing after {echoed} bytes"
+            );
+            (exit_status::IDLE, echoed)
         }
         Err(EchoError::Read { errno, echoed }) => {
             notice!("read from {client} failed after {echoed} bytes echoed: {errno}");

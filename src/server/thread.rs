@@ -70,6 +70,23 @@ struct Finished {
     outcome: Outcome,
 }
 
+/// Sends a thread's [`Finished`] to the acceptor when dropped, that is,
+/// when the thread ends, normally or not.
+struct Report {
+    id: u64,
+    done: Sender<Finished>,
+    outcome: Option<Outcome>,
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        let outcome = self.outcome.unwrap_or(Outcome { status: exit_status::FAILED, echoed: 0 });
+        let tid = nix::unistd::gettid().as_raw();
+        let _ = self.done.send(Finished { id: self.id, tid, outcome });
+        signals::wake_main_loop();
+    }
+}
+
 /// The acceptor's table of threads.
 struct Threads {
     live: HashMap<u64, Client>,
@@ -116,13 +133,14 @@ impl Threads {
             .stack_size(128 * 1024)
             .spawn(move || {
                 log::become_thread();
+                // Reports to the acceptor when the thread ends, even by a
+                // panic: otherwise it would wait for this thread for ever.
+                let mut report = Report { id, done, outcome: None };
                 event!("serving {addr}");
                 let outcome = serve(&thread_sock, addr, &thread_config, &mut Echoer::new(&thread_config));
                 // Our FIN goes out now; the descriptor closes when joined.
                 let _ = thread_sock.shutdown(Shutdown::Both);
-                let tid = nix::unistd::gettid().as_raw();
-                let _ = done.send(Finished { id, tid, outcome });
-                signals::wake_main_loop();
+                report.outcome = Some(outcome);
             })
             .context("start a thread")?;
         event!("accepted {addr} on fd {}, started a thread for it", sock.as_raw_fd());

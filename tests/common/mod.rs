@@ -49,10 +49,24 @@ impl Server {
         Server::start_raw(&full)
     }
 
+    /// Starts `PROGRAM PREFIX... --bind 127.0.0.1 ARGS... 0`, for a program
+    /// that sets something up and then executes TCPechod in its place
+    /// (prlimit, setpriv): the process keeps its PID.
+    pub fn start_with(program: &str, prefix: &[&str], args: &[&str]) -> Server {
+        let mut full: Vec<&str> = prefix.to_vec();
+        full.extend_from_slice(&["--bind", "127.0.0.1"]);
+        full.extend_from_slice(args);
+        full.push("0");
+        Server::spawn(Command::new(program).args(full))
+    }
+
     /// Starts `TCPechod ARGS...` as given and waits for `listening on`.
     pub fn start_raw(args: &[&str]) -> Server {
-        let mut child = Command::new(SERVER)
-            .args(args)
+        Server::spawn(Command::new(SERVER).args(args))
+    }
+
+    fn spawn(command: &mut Command) -> Server {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -96,7 +96,10 @@ fn count_without_mutex() -> u64 {
                 start.wait();
                 for _ in 0..INCREMENTS {
                     let value = counter.load(Ordering::Relaxed);
-                    counter.store(value + 1, Ordering::Relaxed);
+                    // Between this read and the write below, another thread
+                    // may write: its increment is then overwritten.
+                    let value = std::hint::black_box(value) + 1;
+                    counter.store(value, Ordering::Relaxed);
                 }
             });
         }
