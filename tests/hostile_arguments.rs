@@ -22,25 +22,6 @@ use std::time::Duration;
 
 use common::*;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[(self.next() % from.len() as u64) as usize]
-    }
-
-    fn chance(&mut self, in_ten: u64) -> bool {
-        self.next() % 10 < in_ten
-    }
-}
-
 /// Values that options and ports get: good, bad, huge, odd.
 const VALUES: &[&str] = &[
     "",

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
 
@@ -29,38 +29,6 @@ fn server_processes(server: &Server) -> Vec<i32> {
 
 fn fds_of(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-/// A client that sends and never reads back, with a tiny receive buffer:
-/// the server can send it almost nothing, gets stuck writing its echo (or,
-/// the poll server, stops reading when its buffer for this client is full)
-/// and stops taking data. Returns once the client's sending has stalled.
-fn greedy_client(server: &Server) -> TcpStream {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use nix::sys::socket::{
-        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
-    };
-    use std::os::fd::{AsFd, AsRawFd};
-
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).unwrap();
-    setsockopt(&fd, sockopt::RcvBuf, &2048).unwrap();
-    connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, server.port)).unwrap();
-    let mut sock = TcpStream::from(fd);
-    sock.set_nonblocking(true).unwrap();
-    let chunk = vec![b'g'; 64 * 1024];
-    wait_until("the server to stop taking data", || {
-        loop {
-            match sock.write(&chunk) {
-                Ok(_) => {}
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                Err(err) => panic!("greedy client: {err}"),
-            }
-        }
-        // Stalled: the socket does not become writable again for a while.
-        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
-        (poll(&mut fds, PollTimeout::from(300u16)).unwrap() == 0).then_some(())
-    });
-    sock
 }
 
 #[test]
@@ -126,22 +94,11 @@ fn every_model_shuts_down_gracefully_and_frees_its_port() {
     }
 }
 
-/// Waits until the server has read what `sock` sent (see shutdown.rs).
-fn wait_until_read(sock: &TcpStream, server_port: u16) {
-    let local = sock.local_addr().unwrap().port();
-    wait_until("the server to read the data", || {
-        let table = tcp_table();
-        let ours = table.iter().find(|e| e.local_port == local && e.remote_port == server_port)?;
-        let theirs = table.iter().find(|e| e.local_port == server_port && e.remote_port == local)?;
-        (ours.tx_queue == 0 && theirs.rx_queue == 0).then_some(())
-    })
-}
-
 #[test]
 fn every_model_cuts_a_client_that_does_not_read_after_the_grace_period() {
     for mode in MODES {
         let mut server = start(mode, &["--grace", "1"]);
-        let greedy = greedy_client(&server);
+        let greedy = non_reading_client(server.port);
         assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{mode}: {:?}", server.log);
         let summary = server.summary();
         assert_eq!((summary.accepted, summary.killed), (1, 1), "{mode}: {:?}", server.log);
@@ -258,15 +215,7 @@ fn prefork_workers_share_one_listening_socket() {
 #[test]
 fn the_thread_server_serves_with_threads_not_processes() {
     let mut server = start("thread", &[]);
-    let held: Vec<TcpStream> = (0..3)
-        .map(|_| {
-            let mut sock = server.connect();
-            sock.write_all(b"hi").unwrap();
-            let mut buf = [0u8; 2];
-            sock.read_exact(&mut buf).unwrap();
-            sock
-        })
-        .collect();
+    let held: Vec<TcpStream> = (0..3).map(|_| server.served_client()).collect();
     let pid = server.pid;
     let tasks = || std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
     assert_eq!(tasks(), 4, "the main thread and one thread per client");
@@ -279,7 +228,7 @@ fn the_thread_server_serves_with_threads_not_processes() {
 #[test]
 fn the_poll_server_does_not_let_a_slow_reader_block_the_others() {
     let mut server = start("poll", &[]);
-    let mut slow = greedy_client(&server);
+    let mut slow = non_reading_client(server.port);
     // Another client is served at once, while the first one's echo waits.
     let out = server.client(&[], b"me too\n");
     assert_eq!(out.stdout, b"me too\n");

@@ -90,15 +90,7 @@ fn a_child_does_not_hold_the_master_socket() {
 #[test]
 fn at_max_children_the_parent_waits_for_a_child_to_exit() {
     let mut server = Server::start(&["--max-children", "2"]);
-    let mut open: Vec<_> = (0..2)
-        .map(|_| {
-            let mut sock = server.connect();
-            sock.write_all(b"hi").unwrap();
-            let mut buf = [0u8; 2];
-            sock.read_exact(&mut buf).unwrap();
-            sock
-        })
-        .collect();
+    let mut open: Vec<_> = (0..2).map(|_| server.served_client()).collect();
     server.wait_for_line(|l| l.contains("max-children 2 reached"));
 
     // A third client completes its handshake (the kernel does that) but is

@@ -5,22 +5,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::thread;
 
 use common::*;
-
-/// Waits until the server's child has read everything `sock` sent: the
-/// data left the client (acknowledged) and sits in no receive queue.
-fn wait_until_read_by_server(sock: &TcpStream, server_port: u16) {
-    let local = sock.local_addr().unwrap().port();
-    wait_until("the child to read the data", || {
-        let table = tcp_table();
-        let ours = table.iter().find(|e| e.local_port == local && e.remote_port == server_port)?;
-        let theirs = table.iter().find(|e| e.local_port == server_port && e.remote_port == local)?;
-        (ours.tx_queue == 0 && theirs.rx_queue == 0).then_some(())
-    })
-}
 
 #[test]
 fn sigterm_under_load_ends_cleanly_and_frees_the_port() {
@@ -61,7 +49,7 @@ fn data_read_before_sigterm_is_echoed_before_the_close() {
     let mut server = Server::start(&["--delay", "300"]);
     let mut sock = server.connect();
     sock.write_all(b"hello, are you there?\n").unwrap();
-    wait_until_read_by_server(&sock, server.port);
+    wait_until_read(&sock, server.port);
     server.signal(libc::SIGTERM);
 
     let mut echo = Vec::new();
@@ -95,7 +83,7 @@ fn children_that_cannot_finish_are_killed_after_the_grace_period() {
     let mut server = Server::start(&["--delay", "10000", "--grace", "1"]);
     let mut sock = server.connect();
     sock.write_all(b"too slow\n").unwrap();
-    wait_until_read_by_server(&sock, server.port);
+    wait_until_read(&sock, server.port);
 
     let status = server.stop_with(libc::SIGTERM);
     assert_eq!(status.code(), Some(0));

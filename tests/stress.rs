@@ -21,27 +21,6 @@ use common::*;
 
 const MODES: [&str; 5] = ["iterative", "fork", "prefork", "thread", "poll"];
 
-/// A small deterministic generator (xorshift), for sizes and contents that
-/// differ from connection to connection and are the same from run to run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
 /// How one exchange with the server ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Exchange {
@@ -233,28 +212,6 @@ fn silent_client(server: &Server) -> TcpStream {
     server.connect()
 }
 
-/// A connection that sends a lot and never reads: the server's writes
-/// back to it block.
-fn non_reading_client(server: &Server) -> TcpStream {
-    let sock = server.connect();
-    sock.set_nonblocking(true).unwrap();
-    let chunk = vec![b'n'; 64 * 1024];
-    let mut writer = &sock;
-    // Fill until the connection stalls: the socket stays unwritable a while.
-    wait_until("the connection to stall", || {
-        loop {
-            match writer.write(&chunk) {
-                Ok(_) => {}
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                Err(err) => panic!("{err}"),
-            }
-        }
-        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
-        (poll(&mut fds, PollTimeout::from(300u16)).unwrap() == 0).then_some(())
-    });
-    sock
-}
-
 #[test]
 fn misbehaving_clients_do_not_hold_up_the_others() {
     // Prefork serves as many clients at once as it has workers: give it
@@ -266,7 +223,7 @@ fn misbehaving_clients_do_not_hold_up_the_others() {
         }
         let mut server = Server::start(&args);
         let silent = silent_client(&server);
-        let greedy = non_reading_client(&server);
+        let greedy = non_reading_client(server.port);
         // Reset in the middle: data sent, then an abortive close (RST).
         let reset = server.connect();
         (&reset).write_all(b"half a message").unwrap();
@@ -314,7 +271,7 @@ fn idle_timeout_closes_silent_and_non_reading_clients() {
         let mut rest = Vec::new();
         silent.read_to_end(&mut rest).unwrap(); // returns: the server closed it
         server.wait_for_lines(1, idle_line);
-        let greedy = non_reading_client(&server);
+        let greedy = non_reading_client(server.port);
         server.wait_for_lines(2, idle_line);
         drop(greedy);
         assert_eq!(exchange(server.port, b"still here"), Exchange::Echoed, "{mode}");
@@ -374,15 +331,7 @@ fn signals_during_a_flood_never_crash_the_server_or_spoil_an_echo() {
 #[test]
 fn a_storm_of_600_children_ending_at_once_leaves_no_zombie() {
     let mut server = Server::start(&["-q", "--max-children", "1000"]);
-    let clients: Vec<TcpStream> = (0..600)
-        .map(|_| {
-            let mut sock = server.connect();
-            sock.write_all(b"x").unwrap();
-            let mut byte = [0u8; 1];
-            sock.read_exact(&mut byte).unwrap();
-            sock
-        })
-        .collect();
+    let clients: Vec<TcpStream> = (0..600).map(|_| server.served_client()).collect();
     server.wait_for_children(600, |p| !p.is_zombie());
     drop(clients); // 600 children end at once: SIGCHLDs merge, the ring overflows
     server.wait_for_children(0, |_| true);
@@ -409,15 +358,7 @@ fn out_of_descriptors_the_server_backs_off_and_recovers() {
         // 10 descriptors: stdin, stdout, stderr, msock, the wake pipe, and
         // room for 4 clients.
         let mut server = Server::start_with("prlimit", &["--nofile=10:10", SERVER, "--mode", mode], &[]);
-        let held: Vec<TcpStream> = (0..4)
-            .map(|_| {
-                let mut sock = server.connect();
-                sock.write_all(b"h").unwrap();
-                let mut byte = [0u8; 1];
-                sock.read_exact(&mut byte).unwrap();
-                sock
-            })
-            .collect();
+        let held: Vec<TcpStream> = (0..4).map(|_| server.served_client()).collect();
         let mut waiting = server.connect();
         waiting.write_all(b"let me in\n").unwrap();
         server.wait_for_line(|l| l.contains("Too many open files"));
@@ -471,15 +412,7 @@ fn after_kill_9_the_server_starts_again_at_once_on_the_same_port() {
         let args: &[&str] =
             if mode == "prefork" { &["--mode", mode, "--workers", "4"] } else { &["--mode", mode] };
         let mut server = Server::start(args);
-        let clients: Vec<TcpStream> = (0..3)
-            .map(|_| {
-                let mut sock = server.connect();
-                sock.write_all(b"x").unwrap();
-                let mut byte = [0u8; 1];
-                sock.read_exact(&mut byte).unwrap();
-                sock
-            })
-            .collect();
+        let clients: Vec<TcpStream> = (0..3).map(|_| server.served_client()).collect();
         server.wait_for_parent_exit_after(libc::SIGKILL);
         if mode == "prefork" {
             // The workers die with their parent (PR_SET_PDEATHSIG).

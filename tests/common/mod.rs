@@ -194,7 +194,7 @@ impl Server {
             .iter()
             .find(|l| l.contains("shutdown: "))
             .unwrap_or_else(|| panic!("no summary in log:\n{}", self.log.join("\n")));
-        Summary::parse(line)
+        parse_summary(line)
     }
 
     /// Its children, read from /proc.
@@ -214,6 +214,16 @@ impl Server {
     /// Number of open descriptors of the server process.
     pub fn fd_count(&self) -> usize {
         fs::read_dir(format!("/proc/{}/fd", self.pid)).expect("read /proc/PID/fd").count()
+    }
+
+    /// A client that sent one byte and got it back: the server is serving
+    /// it (a child, a worker, a thread is busy with it), and it stays open.
+    pub fn served_client(&self) -> TcpStream {
+        let mut sock = self.connect();
+        sock.write_all(b"x").expect("send");
+        let mut byte = [0u8; 1];
+        sock.read_exact(&mut byte).expect("echo");
+        sock
     }
 
     /// Connects a plain test-side socket to the server.
@@ -247,28 +257,20 @@ impl Drop for Server {
     }
 }
 
-/// The counts of `[parent N] shutdown: accepted=A reaped=R sigpipe=S killed=K`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    pub accepted: u64,
-    pub reaped: u64,
-    pub sigpipe: u64,
-    pub killed: u64,
-}
+pub use tcpechod::server::Summary;
 
-impl Summary {
-    fn parse(line: &str) -> Summary {
-        let field = |name: &str| -> u64 {
-            let start =
-                line.find(&format!("{name}=")).unwrap_or_else(|| panic!("{name} in {line}")) + name.len() + 1;
-            line[start..].split_whitespace().next().and_then(|v| v.parse().ok()).expect("number")
-        };
-        Summary {
-            accepted: field("accepted"),
-            reaped: field("reaped"),
-            sigpipe: field("sigpipe"),
-            killed: field("killed"),
-        }
+/// Reads `[parent N] shutdown: accepted=A reaped=R sigpipe=S killed=K`.
+fn parse_summary(line: &str) -> Summary {
+    let field = |name: &str| -> u64 {
+        let start =
+            line.find(&format!("{name}=")).unwrap_or_else(|| panic!("{name} in {line}")) + name.len() + 1;
+        line[start..].split_whitespace().next().and_then(|v| v.parse().ok()).expect("number")
+    };
+    Summary {
+        accepted: field("accepted"),
+        reaped: field("reaped"),
+        sigpipe: field("sigpipe"),
+        killed: field("killed"),
     }
 }
 
@@ -449,6 +451,83 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A small deterministic generator (xorshift): sizes, contents and
+/// choices that differ from one use to the next and are the same from run
+/// to run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+
+    pub fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len() as u64) as usize]
+    }
+
+    /// True `in_ten` times out of ten.
+    pub fn chance(&mut self, in_ten: u64) -> bool {
+        self.below(10) < in_ten
+    }
+}
+
+/// Waits until the server has read what `sock` sent: the data left the
+/// client (acknowledged) and sits in no receive queue.
+pub fn wait_until_read(sock: &TcpStream, server_port: u16) {
+    let local = sock.local_addr().unwrap().port();
+    wait_until("the server to read the data", || {
+        let table = tcp_table();
+        let ours = table.iter().find(|e| e.local_port == local && e.remote_port == server_port)?;
+        let theirs = table.iter().find(|e| e.local_port == server_port && e.remote_port == local)?;
+        (ours.tx_queue == 0 && theirs.rx_queue == 0).then_some(())
+    })
+}
+
+/// A client that sends and never reads back, with a tiny receive buffer:
+/// the server can send it almost nothing, gets stuck writing its echo (or,
+/// the poll server, stops reading when its buffer for this client is
+/// full) and stops taking data. Returns once the client's sending stalled.
+pub fn non_reading_client(port: u16) -> TcpStream {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::{AsFd, AsRawFd};
+
+    // CLOEXEC: a server that another test starts meanwhile must not inherit it.
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    setsockopt(&fd, sockopt::RcvBuf, &2048).unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).unwrap();
+    let sock = TcpStream::from(fd);
+    sock.set_nonblocking(true).unwrap();
+    let chunk = vec![b'g'; 64 * 1024];
+    let mut writer = &sock;
+    wait_until("the server to stop taking data", || {
+        loop {
+            match writer.write(&chunk) {
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(err) => panic!("non-reading client: {err}"),
+            }
+        }
+        // Stalled: the socket does not become writable again for a while.
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
+        (poll(&mut fds, PollTimeout::from(300u16)).unwrap() == 0).then_some(())
+    });
+    sock
 }
 
 /// Random bytes from the kernel.
