@@ -34,11 +34,12 @@ pub struct Listen {
 
 /// Creates the master socket, bound and listening.
 ///
-/// The socket is non-blocking: the accept loop only calls accept after
-/// poll(2) said a connection is waiting, and a connection that vanished in
-/// between must not leave the loop stuck inside accept. Sockets returned by
-/// accept(2) do not inherit O_NONBLOCK on Linux, so children read and write
-/// in ordinary blocking mode.
+/// The socket is non-blocking: the accept loop tries accept, and when
+/// nobody is waiting (EAGAIN) it sleeps in poll(2) on msock and on the wake
+/// pipe, so that a signal always wakes it (see `next_client`). Sockets
+/// returned by accept(2) do not inherit O_NONBLOCK on Linux, so children
+/// read and write in ordinary blocking mode. (The prefork model makes msock
+/// blocking again: its workers sleep in accept itself.)
 pub fn passive_tcp(listen_on: &Listen) -> Result<TcpListener> {
     let family = match listen_on.addr {
         IpAddr::V4(_) => AddressFamily::Inet,
