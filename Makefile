@@ -18,7 +18,12 @@ build:
 	$(CARGO) build --release --bins
 	$(CARGO) rustc --release --bin TCPechod -- -C target-feature=+crt-static \
 	    || echo "make: could not link TCPechod statically; using the dynamic one"
-	cp $(addprefix target/release/,$(BINARIES)) .
+	@# Copied under a new name, then renamed over the old one: a ./TCPechod
+	@# that is running (in another terminal) keeps its file, and the copy
+	@# cannot fail with "Text file busy".
+	@for binary in $(BINARIES); do \
+	    cp target/release/$$binary .$$binary.new && mv -f .$$binary.new $$binary || exit 1; \
+	done
 
 # The server on port $(PORT) (make run PORT=8123 for another one). The
 # "; exit" makes make run it through a shell, which keeps make's own
@@ -28,9 +33,10 @@ run: build
 	./TCPechod $(PORT); exit $$?
 
 # Every test: unit tests, and integration tests that run the real binaries
-# (the stress suite included).
+# (the stress suite included). --no-fail-fast: every test binary runs even
+# after one fails, and the status is non-zero if any test failed.
 test:
-	$(CARGO) test --release --workspace
+	$(CARGO) test --release --workspace --no-fail-fast
 
 # The stress and fault suite alone: floods, limits, misbehaving clients,
 # signals under load, resources running out, hostile arguments.
@@ -43,13 +49,14 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The benchmark: every server model, the C baseline (and socat, if
-# installed), into bench/RESULTS.md and bench/rate.svg. About 3 minutes.
+# installed), into bench/out/RESULTS.md and bench/out/rate.svg, beside the
+# reference results of bench/RESULTS.md. About 3 minutes.
 bench: build
 	$(CC) -O2 -Wall -o target/forkechod bench/c/forkechod.c
 	$(CC) -O2 -Wall -static -o target/forkechod-static bench/c/forkechod.c \
 	    || echo "make: no static C library: the static C baseline is skipped"
 	./echobench suite --server ./TCPechod --c-server target/forkechod \
-	    $$(test -x target/forkechod-static && echo --c-static-server target/forkechod-static) --out bench
+	    $$(test -x target/forkechod-static && echo --c-static-server target/forkechod-static) --out bench/out
 
 clean:
 	rm -f $(BINARIES)

@@ -38,14 +38,15 @@ kill -KILL -- "-$SERVER_PID" 2>/dev/null || true
 
 say "--no-reuseaddr: restarting while old connections are in TIME_WAIT"
 start_server 08-first
-client_in_background --hold 1 < /dev/null
+client_in_background --hold 60 < /dev/null
 first=$CLIENT_PID
-client_in_background --hold 1 < /dev/null
+client_in_background --hold 60 < /dev/null
 second=$CLIENT_PID
 wait_until "[ \$(grep -c 'forked child' '$LAB_OUT/08-first.log') -ge 2 ]"
-explain "the server shuts down first, so its side of each connection ends in TIME_WAIT"
+explain "the server shuts down first (its FIN goes first), so its side of each connection ends in TIME_WAIT"
 stop_server 08-first
-wait "$first" "$second" || true
+kill_and_wait TERM "$first"
+kill_and_wait TERM "$second"
 wait_until "ss -tan state time-wait '( sport = :$PORT )' | grep -q ':$PORT'"
 run ss -tan "( sport = :$PORT )"
 status=0

@@ -3,7 +3,6 @@
 //! failed`, never as a panic or a backtrace, and the exit status says which
 //! kind it was.
 
-use std::io::Write;
 use std::panic::{self, PanicHookInfo, UnwindSafe};
 use std::process::{self, ExitCode};
 
@@ -29,8 +28,7 @@ pub fn guarded(program: &'static str, main: impl FnOnce() -> ExitCode + UnwindSa
             crate::notice!("internal error: {}", panic_text(info));
             crate::server::fork::exit_child(crate::server::exit_status::FAILED);
         }
-        let line = format!("{program}: internal error: {}\n", panic_text(info));
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        crate::log::say(&format!("{program}: internal error: {}\n", panic_text(info)));
     }));
     panic::catch_unwind(main).unwrap_or(ExitCode::from(EXIT_INTERNAL))
 }
@@ -60,7 +58,7 @@ pub fn parse_args<A: Parser>(program: &str) -> A {
             process::exit(0);
         }
         Err(err) => {
-            eprintln!("{program}: {} (see --help)", one_line(&err.to_string()));
+            crate::log::say(&format!("{program}: {} (see --help)\n", one_line(&err.to_string())));
             process::exit(EXIT_USAGE.into());
         }
     }
@@ -69,7 +67,7 @@ pub fn parse_args<A: Parser>(program: &str) -> A {
 /// Reports a usage error that clap cannot see (two options that do not go
 /// together) as one line, and exits 2.
 pub fn usage_error(program: &str, message: &str) -> ! {
-    eprintln!("{program}: {message} (see --help)");
+    crate::log::say(&format!("{program}: {message} (see --help)\n"));
     process::exit(EXIT_USAGE.into());
 }
 
@@ -115,7 +113,7 @@ pub fn exit_code(program: &str, result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{program}: {err:#}");
+            crate::log::say(&format!("{program}: {err:#}\n"));
             ExitCode::from(EXIT_FAILURE)
         }
     }

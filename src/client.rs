@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::connect::{self, reason};
+use crate::log::say;
 
 /// Bytes moved per read of standard input or of the socket.
 const CHUNK: usize = 64 * 1024;
@@ -186,7 +187,13 @@ fn copy_echo(mut sock: TcpStream, progress: &Progress) {
     let mut out = io::stdout().lock();
     let end = loop {
         match sock.read(&mut buf) {
-            Ok(0) => break ReaderEnd::Closed,
+            Ok(0) => {
+                // The server closed its side and will echo nothing more: stop
+                // sending too (our FIN), so that a server waiting for it can
+                // close. A send still going on then fails, and says so.
+                let _ = sock.shutdown(Shutdown::Write);
+                break ReaderEnd::Closed;
+            }
             Ok(n) => {
                 if let Err(err) = out.write_all(&buf[..n]).and_then(|()| out.flush()) {
                     // Nobody reads our output: stop the sender too, or it
@@ -210,10 +217,13 @@ fn hold(sock: &TcpStream, server: SocketAddr, hold: Duration) {
         return;
     }
     match sock.local_addr() {
-        Ok(local) => {
-            eprintln!("TCPecho: holding the connection {local} -> {server} open for {} s", hold.as_secs())
+        Ok(local) => say(&format!(
+            "TCPecho: holding the connection {local} -> {server} open for {} s\n",
+            hold.as_secs()
+        )),
+        Err(_) => {
+            say(&format!("TCPecho: holding the connection to {server} open for {} s\n", hold.as_secs()))
         }
-        Err(_) => eprintln!("TCPecho: holding the connection to {server} open for {} s", hold.as_secs()),
     }
     thread::sleep(hold);
 }

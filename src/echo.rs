@@ -6,24 +6,32 @@
 //! Two things the C version got wrong are done right here:
 //! - `write` may write fewer bytes than asked (a short write), so the loop
 //!   writes again until everything that was read has gone out;
-//! - a signal handler (SIGTERM, SIGPIPE in `count` mode) can interrupt a
-//!   blocked `read` or `write`, which then fails with EINTR: that is not an
-//!   error, the call is simply made again.
+//! - a call interrupted by a signal handler fails with EINTR, which is not
+//!   an error: the call is made again. (Our handlers are installed with
+//!   SA_RESTART, so the kernel restarts `read` and `write` itself; the
+//!   loops still take EINTR for what it is, as every careful C loop does.)
 //!
 //! The data are bytes, never text: any value, any length, no line limit.
+//!
+//! When the server stops (SIGTERM), the loop stops reading: it echoes the
+//! chunk in hand and ends. The connection then needs a careful end of its
+//! own, [`linger`], or the echo already written could be lost.
 //!
 //! [`copy`] moves the bytes through a buffer in the process. [`splice`]
 //! (Linux, `--splice`) moves them from the socket into a pipe and from the
 //! pipe back into the socket with splice(2): the kernel passes its own
 //! buffers along and the bytes never enter the process.
 
+use std::io::Read;
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::thread;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{self, OFlag, SpliceFFlags};
 use nix::unistd::{self, read, write};
+
+use crate::signals;
 
 /// The buffer size of the copy loop unless `--buffer` says otherwise.
 /// Measured with `echobench stream` (1 stream / 4 streams, MB/s): 8 KiB
@@ -39,25 +47,53 @@ pub enum EchoError {
     Write { errno: Errno, echoed: u64 },
     /// splice(2) does not work on this socket (only before any byte moved).
     SpliceUnsupported(Errno),
+    /// The grace period of a stop ended during `--delay`: the chunk read
+    /// was not echoed.
+    Cut { echoed: u64 },
+}
+
+/// How the loop paces its echo, and how long a stop gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// Wait this long before echoing each chunk (`--delay`: a slow
+    /// service, to make concurrency visible).
+    pub delay: Duration,
+    /// The grace period, for a process that must keep to it on its own
+    /// (None: a child, whose parent ends it with SIGKILL).
+    pub grace: Option<Duration>,
+}
+
+impl Pace {
+    /// Waits `delay`; false when a stop's grace period ran out first.
+    fn pause(&self) -> bool {
+        self.delay.is_zero() || signals::pause(self.delay, self.grace)
+    }
+}
+
+/// Whether the server asked this process to stop serving.
+fn stopping() -> bool {
+    signals::terminate_requested().is_some()
 }
 
 /// Echoes everything read from `sock` back to it, through `buf`, until end
-/// of file; returns the number of bytes echoed. With `delay`, waits that
-/// long before echoing each chunk (a slow service, to make concurrency
-/// visible).
-pub fn copy(sock: BorrowedFd<'_>, buf: &mut [u8], delay: Duration) -> Result<u64, EchoError> {
+/// of file or a stop; returns the number of bytes echoed.
+pub fn copy(sock: BorrowedFd<'_>, buf: &mut [u8], pace: Pace) -> Result<u64, EchoError> {
     let mut echoed: u64 = 0;
-    loop {
+    while !stopping() {
         let n = match read(sock, buf) {
-            Ok(0) => return Ok(echoed), // end of file: the client closed its side
+            Ok(0) => break, // end of file: the client closed its side
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) if stopping() => break, // the stop's receive timeout
             Err(errno) => return Err(EchoError::Read { errno, echoed }),
         };
-        pause(delay);
+        if !pace.pause() {
+            return Err(EchoError::Cut { echoed });
+        }
         write_all(sock, &buf[..n]).map_err(|errno| EchoError::Write { errno, echoed })?;
         echoed += n as u64;
     }
+    Ok(echoed)
 }
 
 /// The pipe that [`splice`] moves bytes through.
@@ -77,25 +113,23 @@ impl SplicePipe {
 
 /// Like [`copy`], with splice(2): socket to pipe, pipe to socket, at most
 /// `chunk` bytes at a time.
-pub fn splice(
-    sock: BorrowedFd<'_>,
-    pipe: &SplicePipe,
-    chunk: usize,
-    delay: Duration,
-) -> Result<u64, EchoError> {
+pub fn splice(sock: BorrowedFd<'_>, pipe: &SplicePipe, chunk: usize, pace: Pace) -> Result<u64, EchoError> {
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
     let mut echoed: u64 = 0;
-    loop {
+    while !stopping() {
         let n = match fcntl::splice(sock, None, &pipe.write, None, chunk, flags) {
-            Ok(0) => return Ok(echoed),
+            Ok(0) => break,
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) if stopping() => break,
             Err(errno @ (Errno::EINVAL | Errno::ENOSYS)) if echoed == 0 => {
                 return Err(EchoError::SpliceUnsupported(errno));
             }
             Err(errno) => return Err(EchoError::Read { errno, echoed }),
         };
-        pause(delay);
+        if !pace.pause() {
+            return Err(EchoError::Cut { echoed });
+        }
         let mut left = n;
         while left > 0 {
             match fcntl::splice(&pipe.read, None, sock, None, left, flags) {
@@ -105,6 +139,36 @@ pub fn splice(
             }
         }
         echoed += n as u64;
+    }
+    Ok(echoed)
+}
+
+/// The careful end of a connection that the server stops serving while
+/// the client may still be sending (a "lingering close", as web servers
+/// call it): shutdown(SHUT_WR) sends our FIN after the last byte of echo,
+/// then whatever the client still sends is read and thrown away until its
+/// own FIN (a read that returns 0). The caller then closes the socket.
+/// Returns the bytes thrown away; Err(EAGAIN) if `timeout` passed first.
+///
+/// Closing at once would put the echo at risk: a socket closed with data
+/// still unread, or one that receives data after it was closed, answers
+/// with RST, and the RST makes the kernel throw away the echo not yet
+/// delivered, which can be megabytes. A client that reads its echo and
+/// closes when it sees our FIN ends this at once.
+pub fn linger(sock: &TcpStream, timeout: Option<Duration>) -> Result<u64, Errno> {
+    let errno = |err: std::io::Error| err.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+    sock.shutdown(Shutdown::Write).map_err(errno)?;
+    sock.set_read_timeout(timeout.map(|t| t.max(Duration::from_millis(1)))).map_err(errno)?;
+    let mut buf = [0u8; 16 * 1024];
+    let mut discarded = 0;
+    let mut reader = sock;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(discarded),
+            Ok(n) => discarded += n as u64,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(errno(err)),
+        }
     }
 }
 
@@ -119,10 +183,4 @@ pub fn write_all(fd: impl AsFd, mut data: &[u8]) -> Result<(), Errno> {
         }
     }
     Ok(())
-}
-
-fn pause(delay: Duration) {
-    if !delay.is_zero() {
-        thread::sleep(delay);
-    }
 }

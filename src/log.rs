@@ -10,17 +10,51 @@
 //! pieces of a line separately, which is fine for one process but not for a
 //! forking server.)
 //!
+//! Logging must never cost a client its echo. So:
+//! - a write never blocks: if stderr is a pipe or a terminal, the server
+//!   opens it again for itself, non-blocking ([`init_parent`]); a line that
+//!   does not fit (nobody reads the pipe, the terminal is stopped with
+//!   Ctrl-S) is dropped, and counted;
+//! - a write to a pipe whose reader is gone (`TCPechod 2>&1 | head`) fails
+//!   quietly, even in a child that lets SIGPIPE kill it for the lab's sake;
+//! - the lines dropped are counted for all processes together, in a page
+//!   of memory the children share with the parent, and the shutdown says
+//!   how many.
+//!
 //! Nothing here may run inside a signal handler: it allocates. Handlers leave
 //! their news in atomics and the main loop logs it.
 
 use std::cell::Cell;
 use std::fmt;
+use std::fs::OpenOptions;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+use nix::sys::mman::{self, MapFlags, ProtFlags};
+use nix::sys::socket::{send, MsgFlags};
+
+use crate::signals;
 
 static IS_CHILD: AtomicBool = AtomicBool::new(false);
 static PID: AtomicI32 = AtomicI32::new(0);
 static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// What stderr is, which decides how a line is written to it.
+static SINK: AtomicU8 = AtomicU8::new(OTHER);
+const OTHER: u8 = 0;
+const PIPE: u8 = 1;
+const SOCKET: u8 = 2;
+
+/// Lines dropped, when no shared page could be mapped.
+static DROPPED_HERE: AtomicU64 = AtomicU64::new(0);
+/// Lines dropped by the server and all its children: a counter in a page
+/// mapped MAP_SHARED before the first fork, so that a child's increment is
+/// seen by the parent (the rest of a child's memory is a copy).
+static DROPPED: OnceLock<&'static AtomicU64> = OnceLock::new();
 
 thread_local! {
     /// Set in the threads of the threaded server: their kernel thread ID.
@@ -29,10 +63,79 @@ thread_local! {
 
 /// Starts the log of the parent process; with `quiet`, [`event!`](crate::event!) lines are
 /// dropped and only [`notice!`](crate::notice!) lines (first line, errors, summary) remain.
+/// Makes stderr safe to log to from a server (see the module doc).
 pub fn init_parent(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
     IS_CHILD.store(false, Ordering::Relaxed);
     PID.store(std::process::id() as i32, Ordering::Relaxed);
+    prepare_stderr();
+    share_drop_counter();
+}
+
+/// Looks at what stderr is. A pipe (or FIFO) or a terminal is opened again
+/// through /proc/self/fd/2: that makes an open file description of our
+/// own, which can be non-blocking without changing the one the shell and
+/// other programs share, and it takes fd 2's place. A socket is written
+/// with send(MSG_DONTWAIT | MSG_NOSIGNAL) instead. A regular file is left
+/// as it is: writing to it does not wait for a reader, and reopening it
+/// would lose the offset shared with whoever else writes to it.
+fn prepare_stderr() {
+    let stderr = std::io::stderr();
+    let Ok(kind) = nix::sys::stat::fstat(stderr.as_fd()).map(|st| st.st_mode & libc::S_IFMT) else {
+        return;
+    };
+    match kind {
+        libc::S_IFSOCK => SINK.store(SOCKET, Ordering::Relaxed),
+        libc::S_IFIFO | libc::S_IFCHR => {
+            let reopened = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open("/proc/self/fd/2");
+            // /dev/null is a character device too, and needs nothing.
+            let is_terminal_or_pipe = |file: &std::fs::File| {
+                file.metadata().is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_char_device())
+            };
+            if let Ok(file) = reopened.as_ref() {
+                if is_terminal_or_pipe(file)
+                    && nix::unistd::dup2_stderr(file.as_fd()).is_ok()
+                    && kind == libc::S_IFIFO
+                {
+                    SINK.store(PIPE, Ordering::Relaxed);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Maps the page that counts dropped lines for every process of the server.
+fn share_drop_counter() {
+    let (Some(size), None) = (NonZeroUsize::new(std::mem::size_of::<AtomicU64>()), DROPPED.get()) else {
+        return;
+    };
+    let flags = MapFlags::MAP_SHARED | MapFlags::MAP_ANONYMOUS;
+    let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
+    // SAFETY: a new anonymous mapping at an address of the kernel's choosing
+    // touches nothing that exists; it comes zero-filled and page-aligned,
+    // and is never unmapped, so the reference may live for ever. Zero is a
+    // valid AtomicU64, and atomics are lock-free here, so processes that
+    // share the page (the children, after fork) may use it at once.
+    let counter = unsafe {
+        mman::mmap_anonymous(None, size, prot, flags).map(|page| page.cast::<AtomicU64>().as_ref())
+    };
+    if let Ok(counter) = counter {
+        let _ = DROPPED.set(counter);
+    }
+}
+
+fn drop_counter() -> &'static AtomicU64 {
+    DROPPED.get().copied().unwrap_or(&DROPPED_HERE)
+}
+
+/// Log lines dropped so far, by this process and all its children,
+/// because stderr was full, stalled or closed.
+pub fn dropped() -> u64 {
+    drop_counter().load(Ordering::Relaxed)
 }
 
 /// Called by a freshly forked child: its lines now say `[child PID]`. (The
@@ -58,17 +161,50 @@ pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
+/// The longest line written: a pipe takes up to PIPE_BUF bytes in one
+/// piece, never interleaved with another process's line.
+const MAX_LINE: usize = 4096;
+
 /// Writes one line; `always` lines ignore `-q`. Use the macros instead.
 pub fn line(always: bool, args: fmt::Arguments) {
     if !always && quiet() {
         return;
     }
-    let text = match THREAD_ID.with(Cell::get) {
+    let mut text = match THREAD_ID.with(Cell::get) {
         Some(tid) => format!("[thread {tid}] {args}\n"),
         None if IS_CHILD.load(Ordering::Relaxed) => format!("[child {}] {args}\n", std::process::id()),
         None => format!("[parent {}] {args}\n", PID.load(Ordering::Relaxed)),
     };
-    // A log line that cannot be written (stderr closed) is not worth dying for.
+    if text.len() > MAX_LINE {
+        let mut end = MAX_LINE - 4;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...\n");
+    }
+    if !write_stderr(text.as_bytes()) {
+        drop_counter().fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One write of `line` to stderr, never blocking, never raising SIGPIPE;
+/// false if the line was not written whole.
+fn write_stderr(line: &[u8]) -> bool {
+    let stderr = std::io::stderr();
+    let fd: BorrowedFd<'_> = stderr.as_fd();
+    let written = match SINK.load(Ordering::Relaxed) {
+        SOCKET => send(fd.as_raw_fd(), line, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
+        PIPE if !signals::sigpipe_ignored() => signals::write_without_sigpipe(fd, line),
+        _ => nix::unistd::write(fd, line),
+    };
+    written == Ok(line.len())
+}
+
+/// Writes a message of a program (not a server log line) to stderr. If it
+/// cannot be written, so be it: the exit status says what happened, and
+/// must not change because stderr was full or closed.
+pub fn say(text: &str) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 

@@ -80,7 +80,7 @@ extern "C" fn reaper(_sig: libc::c_int) {
 /// with `kill -STOP` has not ended, so it should not wake the reaper.
 pub fn install() -> Result<()> {
     let flags = SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP;
-    signals::install(Signal::SIGCHLD, SigHandler::Handler(reaper), flags)
+    signals::install(Signal::SIGCHLD, SigHandler::Handler(reaper), flags).map(drop)
 }
 
 /// Runs the reaper now, for children that ended before it was installed

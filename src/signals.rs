@@ -1,15 +1,15 @@
 //! Signal handlers of the server (except SIGCHLD, see [`crate::reaper`]):
-//! SIGTERM/SIGINT for the graceful shutdown, SIGUSR1 for a status line,
-//! the three SIGPIPE modes, and the wake pipe that lets a handler interrupt
-//! the parent's wait.
+//! SIGTERM/SIGINT/SIGHUP for the graceful shutdown, SIGUSR1 for a status
+//! line, the three SIGPIPE modes, and the wake pipe that lets a handler
+//! interrupt the parent's wait.
 //!
 //! A handler may run between any two instructions of the main program, even
 //! in the middle of `malloc` or while stderr is locked. So every handler here
 //! does only async-signal-safe work (signal-safety(7)): it stores into
-//! atomics and calls `write(2)`, `shutdown(2)` or `setsockopt(2)`. It also
-//! saves and restores `errno`, which those calls may change under the feet
-//! of the code it interrupted. Everything else (logging, bookkeeping) is
-//! left to the main loop.
+//! atomics and calls `write(2)` or `setsockopt(2)`. The handlers that make
+//! such calls save and restore `errno`, which the calls may change under
+//! the feet of the code they interrupted. Everything else (logging,
+//! bookkeeping) is left to the main loop.
 //!
 //! Why the wake pipe (the "self-pipe trick")? A plain `accept` loop that
 //! checks a "stop" flag has a race: if SIGTERM arrives after the check but
@@ -20,13 +20,16 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::sys::socket::{shutdown, Shutdown};
+use nix::poll::ppoll;
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::time::TimeSpec;
 use nix::unistd;
 
 /// What a process that writes to clients does about SIGPIPE (`--sigpipe`).
@@ -59,18 +62,29 @@ static STOP_SEND_TIMEOUT_MS: AtomicI64 = AtomicI64::new(-1);
 static STATUS_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// SIGPIPEs counted by the `count` handler in this process.
 static SIGPIPE_COUNT: AtomicU64 = AtomicU64::new(0);
+/// Whether SIGPIPE is ignored in this process (Rust programs start so).
+static SIGPIPE_IGNORED: AtomicBool = AtomicBool::new(true);
+/// When this process first noticed the request to stop.
+static STOP_NOTICED: OnceLock<Instant> = OnceLock::new();
 
-/// Installs `handler` for `sig` with sigaction(2). All handlers of this crate
-/// go through here.
-pub(crate) fn install(sig: Signal, handler: SigHandler, flags: SaFlags) -> Result<()> {
+/// The signals that ask the server to stop gracefully.
+pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+
+/// The receive timeout that a stop puts on the socket being served: any
+/// nonzero value makes a blocked read give up (see `on_terminate`).
+const STOP_READ_TIMEOUT: libc::timeval = libc::timeval { tv_sec: 0, tv_usec: 1000 };
+
+/// Installs `handler` for `sig` with sigaction(2) and returns what was
+/// there before. All handlers of this crate go through here.
+pub(crate) fn install(sig: Signal, handler: SigHandler, flags: SaFlags) -> Result<SigHandler> {
     let action = SigAction::new(handler, flags, SigSet::empty());
     // SAFETY: sigaction is unsafe because the handler could do anything while
     // it interrupts the program. Every handler installed through this
     // function only touches atomics and makes async-signal-safe calls
-    // (waitpid, write, shutdown, setsockopt), and restores errno; SIG_DFL
-    // and SIG_IGN run no code of ours at all.
-    unsafe { signal::sigaction(sig, &action) }.with_context(|| format!("sigaction {sig}"))?;
-    Ok(())
+    // (waitpid, write, setsockopt), and those that make calls restore errno;
+    // SIG_DFL and SIG_IGN run no code of ours at all.
+    let old = unsafe { signal::sigaction(sig, &action) }.with_context(|| format!("sigaction {sig}"))?;
+    Ok(old.handler())
 }
 
 /// The parent's wake pipe: signal handlers write a byte, the main loop polls
@@ -133,43 +147,61 @@ pub fn wake_main_loop() {
     }
 }
 
-/// The SIGTERM/SIGINT handler: note the request, then do what stopping
-/// means for this process. A process that accepts (the parent) is woken
-/// from its wait. A process that serves a client (a child, a worker, the
-/// iterative server) stops reading: shutdown(SHUT_RD) makes a blocked
-/// `read` return 0 at once, and every later `read` too once the data
-/// already received has been read, so the echo loop ends as if the client
-/// had closed, with everything read so far echoed. Where asked, a send
-/// timeout keeps a client that does not read from holding the process
-/// past the grace period.
+/// The SIGTERM/SIGINT/SIGHUP handler: note the request, then do what
+/// stopping means for this process. A process that accepts (the parent)
+/// is woken from its wait. A process that serves a client (a child, a
+/// worker, the iterative server) stops reading: the handler gives its
+/// socket a receive timeout of a millisecond, so that a `read` blocked on
+/// it, restarted after the handler (SA_RESTART), gives up with EAGAIN, and
+/// so does every later `read` that finds nothing to take. The echo loop
+/// then ends with everything read so far echoed. Where asked, a send
+/// timeout keeps a client that does not read from holding the process past
+/// the grace period.
+///
+/// Why not `shutdown(SHUT_RD)`, which also wakes a blocked `read`? Linux
+/// then answers with RST any data that arrives after our FIN (RFC 1122),
+/// and an RST throws away the echo still waiting in our send queue: the
+/// graceful end (see `echo::linger`) needs the reading side open.
+///
+/// Only the first stop signal does this: a second one (Ctrl-C reaches the
+/// children from the terminal, and then the parent sends SIGTERM) must not
+/// cut short the wait for the client's FIN that the first one started.
 extern "C" fn on_terminate(sig: libc::c_int) {
+    if TERMINATE_SIGNAL.swap(sig, Ordering::SeqCst) != 0 {
+        return;
+    }
     let saved_errno = Errno::last_raw();
-    TERMINATE_SIGNAL.store(sig, Ordering::SeqCst);
     wake_main_loop();
     stop_reading(STOP_READING_FD.load(Ordering::SeqCst));
     Errno::set_raw(saved_errno);
 }
 
-/// Shuts the reading side of `fd` and, if asked, puts the send timeout on it.
+/// Puts the stop's receive timeout, and the send timeout if asked, on `fd`.
 fn stop_reading(fd: i32) {
     if fd < 0 {
         return;
     }
-    let _ = shutdown(fd, Shutdown::Read);
+    set_timeout(fd, libc::SO_RCVTIMEO, STOP_READ_TIMEOUT);
     let millis = STOP_SEND_TIMEOUT_MS.load(Ordering::SeqCst);
     if millis >= 0 {
         let timeout = libc::timeval { tv_sec: millis / 1000, tv_usec: (millis % 1000) * 1000 };
-        // SAFETY: setsockopt is async-signal-safe; `timeout` is a valid
-        // timeval that outlives the call, and its size is passed with it.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_SNDTIMEO,
-                std::ptr::from_ref(&timeout).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            );
-        }
+        set_timeout(fd, libc::SO_SNDTIMEO, timeout);
+    }
+}
+
+/// setsockopt(2) of a timeout, callable from a handler.
+fn set_timeout(fd: i32, option: libc::c_int, timeout: libc::timeval) {
+    // SAFETY: setsockopt is async-signal-safe; `timeout` is a valid timeval
+    // that outlives the call, and its size is passed with it. On a
+    // descriptor that is not a socket the call fails and changes nothing.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            std::ptr::from_ref(&timeout).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
     }
 }
 
@@ -181,12 +213,17 @@ extern "C" fn on_status(_sig: libc::c_int) {
     Errno::set_raw(saved_errno);
 }
 
-/// SIGPIPE handler of `--sigpipe count`: count, and let the write fail with EPIPE.
+/// SIGPIPE handler of `--sigpipe count`: count, and let the write fail with
+/// EPIPE. (It calls nothing, so errno cannot change.)
 extern "C" fn count_sigpipe(_sig: libc::c_int) {
     SIGPIPE_COUNT.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Installs the SIGTERM and SIGINT handler.
+/// Installs the SIGTERM, SIGINT and SIGHUP handler.
+///
+/// SIGHUP comes when the terminal the server runs in is closed: a graceful
+/// stop is what a student expects then, not a silent death. But a server
+/// started with `nohup`, which sets SIGHUP to be ignored, keeps ignoring it.
 ///
 /// Only one handler per signal exists in a process: installing ours replaces
 /// whatever was there before (a library's included), which is why a program
@@ -194,12 +231,16 @@ extern "C" fn count_sigpipe(_sig: libc::c_int) {
 pub fn install_terminate_handlers() -> Result<()> {
     let handler = SigHandler::Handler(on_terminate);
     install(Signal::SIGTERM, handler, SaFlags::SA_RESTART)?;
-    install(Signal::SIGINT, handler, SaFlags::SA_RESTART)
+    install(Signal::SIGINT, handler, SaFlags::SA_RESTART)?;
+    if matches!(install(Signal::SIGHUP, handler, SaFlags::SA_RESTART)?, SigHandler::SigIgn) {
+        install(Signal::SIGHUP, SigHandler::SigIgn, SaFlags::empty())?;
+    }
+    Ok(())
 }
 
 /// Installs the parent's SIGUSR1 handler: `kill -USR1 PID` prints a status line.
 pub fn install_status_handler() -> Result<()> {
-    install(Signal::SIGUSR1, SigHandler::Handler(on_status), SaFlags::SA_RESTART)
+    install(Signal::SIGUSR1, SigHandler::Handler(on_status), SaFlags::SA_RESTART).map(drop)
 }
 
 /// Applies the SIGPIPE mode to this process.
@@ -209,7 +250,32 @@ pub fn apply_sigpipe_mode(mode: SigpipeMode) -> Result<()> {
         SigpipeMode::Ignore => SigHandler::SigIgn,
         SigpipeMode::Count => SigHandler::Handler(count_sigpipe),
     };
-    install(Signal::SIGPIPE, action, SaFlags::SA_RESTART)
+    install(Signal::SIGPIPE, action, SaFlags::SA_RESTART)?;
+    SIGPIPE_IGNORED.store(mode == SigpipeMode::Ignore, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Whether a write that meets a closed pipe or connection gets EPIPE
+/// quietly here, rather than a SIGPIPE that kills or is counted.
+pub fn sigpipe_ignored() -> bool {
+    SIGPIPE_IGNORED.load(Ordering::SeqCst)
+}
+
+/// write(2) for a write that must fail quietly (a log line to a pipe
+/// whose reader has gone) in a process where SIGPIPE would kill, or would
+/// be counted as a client's fault: SIGPIPE is blocked during the call, and
+/// the one the kernel raises with EPIPE is taken before it is unblocked.
+pub fn write_without_sigpipe(fd: BorrowedFd<'_>, data: &[u8]) -> Result<usize, Errno> {
+    let pipe = SigSet::from(Signal::SIGPIPE);
+    let old = pipe.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+    let result = unistd::write(fd, data);
+    if result == Err(Errno::EPIPE) {
+        // A write to a pipe without readers always raises SIGPIPE with
+        // EPIPE (pipe(7)), so one is pending here and sigwait returns at once.
+        let _ = pipe.wait();
+    }
+    let _ = old.thread_set_mask();
+    result
 }
 
 /// Whether SIGUSR1 asked for a status line since the last call.
@@ -225,6 +291,54 @@ pub fn terminate_requested() -> Option<Signal> {
         0 => None,
         sig => Signal::try_from(sig).ok(),
     }
+}
+
+/// Asks this process to stop, as a stop signal would: for a server that
+/// stops because of an error, so that its threads see the stop as they
+/// would see SIGTERM. (A stop already asked for is left as it is.)
+pub fn request_stop() {
+    let _ = TERMINATE_SIGNAL.compare_exchange(0, libc::SIGTERM, Ordering::SeqCst, Ordering::SeqCst);
+}
+
+/// When the grace period of a stop ends: `grace` after this process first
+/// noticed the stop. None while nobody asked to stop.
+pub fn stop_deadline(grace: Duration) -> Option<Instant> {
+    terminate_requested()?;
+    Some(*STOP_NOTICED.get_or_init(Instant::now) + grace)
+}
+
+/// Sleeps for `delay` (the `--delay` of a slow service). With a `grace`
+/// period, a stop cuts the sleep short when the grace period ends; then it
+/// returns false: the echo it was delaying is not to be sent. (Without one,
+/// the process sleeps on: its parent ends it with SIGKILL.)
+///
+/// A stop signal must not slip in between the check of the deadline and
+/// the start of the sleep, or the sleep would last the whole delay: the
+/// stop signals are blocked meanwhile, and ppoll(2) unblocks them only
+/// while it sleeps, atomically (what pselect(2) was made for).
+pub fn pause(delay: Duration, grace: Option<Duration>) -> bool {
+    let Some(grace) = grace else {
+        thread::sleep(delay);
+        return true;
+    };
+    let end = Instant::now() + delay;
+    let stops = SigSet::from_iter(STOP_SIGNALS);
+    let Ok(old) = stops.thread_swap_mask(SigmaskHow::SIG_BLOCK) else {
+        thread::sleep(delay);
+        return true;
+    };
+    let finished = loop {
+        let deadline = stop_deadline(grace);
+        let until = deadline.map_or(end, |deadline| deadline.min(end));
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break deadline.is_none_or(|deadline| end <= deadline);
+        }
+        // EINTR: a handler ran; the loop looks again.
+        let _ = ppoll(&mut [], Some(TimeSpec::from_duration(left)), Some(old));
+    };
+    let _ = old.thread_set_mask();
+    finished
 }
 
 /// Sets the signal dispositions of a freshly forked child (a per-connection
@@ -249,6 +363,24 @@ pub fn serving(asock: &impl AsRawFd) {
     if terminate_requested().is_some() {
         stop_reading(asock.as_raw_fd());
     }
+}
+
+/// Stops a thread's reading of the socket it serves, from another thread
+/// (the acceptor of the threaded server): the same timeouts as
+/// `on_terminate`, then SIGTERM to that thread, so that a `read`, a
+/// `write` or a pause it is blocked in starts again and sees them.
+/// Setting the timeouts first leaves no gap for the thread to slip into a
+/// blocking call unseen.
+pub fn stop_thread(sock: &impl AsRawFd, thread: libc::pthread_t, send_timeout: Duration) {
+    let fd = sock.as_raw_fd();
+    set_timeout(fd, libc::SO_RCVTIMEO, STOP_READ_TIMEOUT);
+    let millis = send_timeout.as_millis().clamp(1, i64::MAX as u128) as i64;
+    set_timeout(
+        fd,
+        libc::SO_SNDTIMEO,
+        libc::timeval { tv_sec: millis / 1000, tv_usec: (millis % 1000) * 1000 },
+    );
+    let _ = nix::sys::pthread::pthread_kill(thread, Signal::SIGTERM);
 }
 
 /// Forgets the socket given to [`serving`]; call before closing it.

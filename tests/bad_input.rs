@@ -8,7 +8,6 @@ use std::ffi::OsStr;
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use common::*;
@@ -41,6 +40,9 @@ fn server_rejects_bad_options() {
     let cases: &[(&[&str], &[&str])] = &[
         (&["--bind", "not-an-address", "0"], &["--bind", "not an IPv4 or IPv6 address"]),
         (&["--bind", "", "0"], &["--bind"]),
+        (&["--bind", "224.0.0.1", "0"], &["224.0.0.1 is a multicast address", "cannot listen on it"]),
+        (&["--bind", "255.255.255.255", "0"], &["255.255.255.255 is the broadcast address"]),
+        (&["--bind", "ff02::1", "0"], &["ff02::1 is a multicast address"]),
         (
             &["--max-children", "0", "0"],
             &["'0' for '--max-children <N>'", "expected a whole number from 1 to 4096"],
@@ -111,21 +113,15 @@ fn server_explains_permission_denied_below_1024() {
         return;
     }
     // As root, run the server as `nobody` in a fresh network namespace,
-    // where the unprivileged port range starts at 1024 again. The binary is
-    // copied where `nobody` may execute it.
-    let dir = std::env::temp_dir().join(format!("tcpechod-perm-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-    let binary = dir.join("TCPechod");
-    fs::copy(SERVER, &binary).unwrap();
+    // where the unprivileged port range starts at 1024 again.
+    let binary = BinaryForAnyone::new("perm");
     let out = run_bounded(
         Command::new("unshare")
             .args(["--net", "--setuid", "65534", "--setgid", "65534", "--"])
-            .arg(&binary)
+            .arg(&binary.path)
             .arg("1"),
         b"",
     );
-    let _ = fs::remove_dir_all(&dir);
     assert_one_line_error(&out, 1, "TCPechod", &["cannot bind 0.0.0.0:1", "permission denied", "below 1024"]);
 }
 

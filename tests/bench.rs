@@ -60,3 +60,59 @@ fn echobench_rejects_bad_arguments() {
     let out = run_bounded(Command::new(BENCH).args(["rate", "-t", "1", "-q", "127.0.0.1", &port]), b"");
     assert_one_line_error(&out, 1, "echobench", &["connections failed"]);
 }
+
+/// A stand-in "C server" that announces a port where nothing listens and
+/// then sleeps: every measurement against it fails. Writes its PID into
+/// `dir/pid`.
+fn fake_server(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = dir.join("fake-server.sh");
+    let text = format!(
+        "#!/bin/sh\necho $$ > '{}'\necho 'listening on 127.0.0.1:{port}' >&2\nexec sleep 600\n",
+        dir.join("pid").display()
+    );
+    std::fs::write(&script, text).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn a_failed_benchmark_leaves_no_server_behind() {
+    let dir = std::env::temp_dir().join(format!("tcpechod-bench-fail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = fake_server(&dir);
+    let out = run_bounded(
+        Command::new(BENCH).args(["suite", "--quick", "--server", SERVER]).arg("--c-server").arg(&fake),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_text(&out));
+    let pid: i32 = std::fs::read_to_string(dir.join("pid")).unwrap().trim().parse().unwrap();
+    assert!(Proc::read(pid).is_none(), "the failed server {pid} was stopped and reaped");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_interrupted_benchmark_leaves_no_server_behind() {
+    let mut bench = KillOnDrop(
+        Command::new(BENCH)
+            .args(["suite", "--quick", "--server", SERVER])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = bench.0.id() as i32;
+    let servers = wait_until("a server under test", || {
+        let servers = children_of(pid);
+        (!servers.is_empty()).then_some(servers)
+    });
+    signal(pid, libc::SIGINT); // Ctrl-C
+    wait_until("echobench to exit", || bench.0.try_wait().unwrap());
+    for server in servers {
+        wait_until("the server and its children to go", || {
+            processes_in_group(server.pid).is_empty().then_some(())
+        });
+    }
+}

@@ -85,6 +85,7 @@ fn every_model_shuts_down_gracefully_and_frees_its_port() {
         let mut echo = Vec::new();
         sock.read_to_end(&mut echo).unwrap();
         assert_eq!(echo, b"read before SIGTERM\n", "{mode}: the data read was echoed before the close");
+        drop(sock); // our FIN, which the server waits for after its own
         assert_eq!(server.wait_for_exit().code(), Some(0), "{mode}: {:?}", server.log);
         let summary = server.summary();
         assert_eq!((summary.accepted, summary.killed), (1, 0), "{mode}: {summary:?}");
@@ -98,7 +99,7 @@ fn every_model_shuts_down_gracefully_and_frees_its_port() {
 fn every_model_cuts_a_client_that_does_not_read_after_the_grace_period() {
     for mode in MODES {
         let mut server = start(mode, &["--grace", "1"]);
-        let greedy = non_reading_client(server.port);
+        let greedy = non_reading_client(&server);
         assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{mode}: {:?}", server.log);
         let summary = server.summary();
         assert_eq!((summary.accepted, summary.killed), (1, 1), "{mode}: {:?}", server.log);
@@ -147,6 +148,20 @@ fn no_model_leaks_descriptors() {
 }
 
 #[test]
+fn the_iterative_server_keeps_its_descriptors_with_splice() {
+    // Its splice pipe is made before it listens: after any number of
+    // clients it holds exactly the descriptors it started with.
+    let server = start("iterative", &["--splice", "-q"]);
+    let before = server.fd_count();
+    for _ in 0..3 {
+        let out = server.client(&[], b"through a pipe\n");
+        assert_eq!(out.stdout, b"through a pipe\n");
+    }
+    // The client may be gone before the server closes its asock.
+    wait_until("the descriptors to be what they were", || (server.fd_count() == before).then_some(()));
+}
+
+#[test]
 fn every_model_answers_sigusr1() {
     for mode in MODES {
         let mut server = start(mode, &["-q"]);
@@ -169,11 +184,7 @@ fn the_iterative_server_serves_one_client_at_a_time() {
     // msock's queue (rx_queue of the LISTEN socket) while the first is served.
     let mut second = server.connect();
     second.write_all(b"second\n").unwrap();
-    wait_until("the second client queued", || {
-        tcp_table()
-            .into_iter()
-            .find(|e| e.state == TCP_LISTEN && e.local_port == server.port && e.rx_queue == 1)
-    });
+    server.wait_for_queued(1);
     drop(first);
     let mut buf = [0u8; 7];
     second.read_exact(&mut buf).unwrap();
@@ -228,7 +239,7 @@ fn the_thread_server_serves_with_threads_not_processes() {
 #[test]
 fn the_poll_server_does_not_let_a_slow_reader_block_the_others() {
     let mut server = start("poll", &[]);
-    let mut slow = non_reading_client(server.port);
+    let mut slow = non_reading_client(&server);
     // Another client is served at once, while the first one's echo waits.
     let out = server.client(&[], b"me too\n");
     assert_eq!(out.stdout, b"me too\n");

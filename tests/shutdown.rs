@@ -55,6 +55,7 @@ fn data_read_before_sigterm_is_echoed_before_the_close() {
     let mut echo = Vec::new();
     sock.read_to_end(&mut echo).unwrap(); // up to the server's FIN
     assert_eq!(echo, b"hello, are you there?\n");
+    drop(sock); // our FIN: the child waits for it after sending its own
     assert_eq!(server.wait_for_exit().code(), Some(0));
     assert_eq!(server.summary().killed, 0);
     assert_eq!(server.lines_with("finished: 22 bytes echoed (stopped reading on SIGTERM)").len(), 1);
@@ -69,12 +70,14 @@ fn data_read_before_sigterm_is_echoed_before_the_close() {
 #[test]
 fn sigint_is_a_graceful_shutdown_too() {
     let mut server = Server::start(&[]);
-    let idle = server.connect(); // a client that never sends: its child waits in read
+    // A client that never sends (its child waits in read), and closes when
+    // the server does.
+    let idle = close_on_eof(server.connect());
     server.wait_for_children(1, |_| true);
     assert_eq!(server.stop_with(libc::SIGINT).code(), Some(0));
     assert!(server.log.iter().any(|l| l.contains("SIGINT received")));
     assert_eq!(server.summary(), Summary { accepted: 1, reaped: 1, sigpipe: 0, killed: 0 });
-    drop(idle);
+    assert!(idle.join().unwrap().is_empty());
 }
 
 #[test]

@@ -189,9 +189,13 @@ fn at_max_children_8_never_more_than_8_serve_and_all_64_are_served() {
             let sampler = scope.spawn(|| {
                 let mut most = 0;
                 while !done.load(Ordering::Relaxed) {
+                    // Children (zombies included: they count until reaped),
+                    // or the sockets of the clients being served. (Not the
+                    // threads: one that was joined may still show in /proc
+                    // for a moment while the kernel finishes its exit.)
                     let serving = match mode {
                         "fork" => children_of(pid).len(),
-                        _ => std::fs::read_dir(format!("/proc/{pid}/task")).map_or(1, |d| d.count()) - 1,
+                        _ => Proc::read(pid).map_or(1, |p| p.socket_inodes().len()) - 1,
                     };
                     most = most.max(serving);
                     thread::sleep(Duration::from_millis(1));
@@ -223,7 +227,7 @@ fn misbehaving_clients_do_not_hold_up_the_others() {
         }
         let mut server = Server::start(&args);
         let silent = silent_client(&server);
-        let greedy = non_reading_client(server.port);
+        let greedy = non_reading_client(&server);
         // Reset in the middle: data sent, then an abortive close (RST).
         let reset = server.connect();
         (&reset).write_all(b"half a message").unwrap();
@@ -271,7 +275,7 @@ fn idle_timeout_closes_silent_and_non_reading_clients() {
         let mut rest = Vec::new();
         silent.read_to_end(&mut rest).unwrap(); // returns: the server closed it
         server.wait_for_lines(1, idle_line);
-        let greedy = non_reading_client(server.port);
+        let greedy = non_reading_client(&server);
         server.wait_for_lines(2, idle_line);
         drop(greedy);
         assert_eq!(exchange(server.port, b"still here"), Exchange::Echoed, "{mode}");
@@ -362,6 +366,8 @@ fn out_of_descriptors_the_server_backs_off_and_recovers() {
         let mut waiting = server.connect();
         waiting.write_all(b"let me in\n").unwrap();
         server.wait_for_line(|l| l.contains("Too many open files"));
+        // Pausing between tries, and saying so once: the tries go on (ten
+        // a second) while the log waits for the end of the trouble.
         // Backing off, not spinning: over a second, little CPU.
         let before = cpu_ticks(server.pid);
         thread::sleep(Duration::from_secs(1));
@@ -371,6 +377,11 @@ fn out_of_descriptors_the_server_backs_off_and_recovers() {
         let mut echo = [0u8; 10];
         waiting.read_exact(&mut echo).unwrap();
         assert_eq!(&echo, b"let me in\n", "{mode}: served once descriptors were free");
+        {
+            let line = server.wait_for_line(|l| l.contains("accept works again"));
+            assert!(line.contains("after ") && line.contains(" failures in "), "{line}");
+            assert_eq!(server.lines_with("Too many open files").len(), 1, "{mode}: {:?}", server.log);
+        }
     }
 }
 
@@ -380,20 +391,15 @@ fn when_fork_fails_the_client_is_let_go_and_the_server_goes_on() {
         eprintln!("skipped: needs root to run the server as another user with a process limit");
         return;
     }
-    // As `nobody`, with at most 3 processes: the server and two children.
-    // (The binary is copied where `nobody` may run it.)
-    let dir = std::env::temp_dir().join(format!("tcpechod-nproc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let binary = dir.join("TCPechod");
-    std::fs::copy(SERVER, &binary).unwrap();
-    let binary = binary.to_str().unwrap().to_string();
+    // As a user of its own (the limit counts every process of the user:
+    // no other test may run as this one), with at most 3 processes: the
+    // server and two children. (The binary is copied where anyone may run it.)
+    let binary = BinaryForAnyone::new("nproc");
     let mut server = Server::start_with(
         "setpriv",
-        &["--reuid=65534", "--regid=65534", "--clear-groups", "prlimit", "--nproc=3:3", &binary],
+        &["--reuid=60013", "--regid=60013", "--clear-groups", "prlimit", "--nproc=3:3", &binary.path],
         &[],
     );
-    let _ = std::fs::remove_dir_all(&dir);
     let held: Vec<TcpStream> = (0..2).map(|_| server.connect()).collect();
     server.wait_for_children(2, |_| true);
     let mut third = server.connect();
@@ -495,4 +501,65 @@ fn tcpecho_streams_a_gigabyte_in_constant_memory() {
     assert_eq!(got, GIB, "every byte came back");
     let peak_mib = peak.load(Ordering::Relaxed) / 1024;
     assert!(peak_mib > 0 && peak_mib < 64, "peak RSS of TCPecho: {peak_mib} MiB");
+}
+
+/// Streaming clients, each sending as fast as it can while reading its
+/// echo, and then a stop. Whoever the signal reaches first, every client
+/// must get every byte its server says it echoed, in order, and then a
+/// clean end of file, not a reset: a reset would have thrown away echo
+/// still on its way.
+fn stop_streaming_clients(mode: &str, clients: usize, stop: impl FnOnce(&mut Server)) {
+    let workers = clients.to_string();
+    let mut args = vec!["--mode", mode];
+    if mode == "prefork" {
+        args.extend_from_slice(&["--workers", &workers]);
+    }
+    let mut server = Server::start(&args);
+    let streams: Vec<StreamingClient> =
+        (0..clients).map(|i| streaming_client(server.port, i as u64, 1 << 30)).collect();
+    wait_until("every client to get some echo", || {
+        streams.iter().all(|s| s.received.load(Ordering::Relaxed) >= 64 * 1024).then_some(())
+    });
+    stop(&mut server);
+    server.wait_for_exit_of_all();
+    let ends: Vec<StreamEnd> = streams.into_iter().map(StreamingClient::end).collect();
+    let echoed = echoed_by_client(&server.log);
+    for end in &ends {
+        assert!(end.intact, "{mode}: client {} got bytes it did not send", end.port);
+        assert_eq!(end.read_error, None, "{mode}: client {}: {end:?}", end.port);
+        assert_eq!(
+            Some(&end.received),
+            echoed.get(&end.port),
+            "{mode}: client {} received {} of its {} bytes sent; log:\n{}",
+            end.port,
+            end.received,
+            end.sent,
+            server.log.join("\n")
+        );
+    }
+    assert_eq!(server.wait_for_exit().code(), Some(0), "{mode}");
+    assert_eq!(server.summary().killed, 0, "{mode}: {:?}", server.summary());
+    assert!(processes_in_group(server.pid).is_empty(), "{mode}");
+}
+
+#[test]
+fn ctrl_c_to_the_whole_group_loses_no_echo() {
+    // Ctrl-C in a terminal sends SIGINT to every process of the foreground
+    // group: the children get it straight from the terminal.
+    for mode in MODES {
+        let clients = if mode == "iterative" { 1 } else { 12 };
+        stop_streaming_clients(mode, clients, |server| signal(-server.pid, libc::SIGINT));
+    }
+}
+
+#[test]
+fn sigterm_to_each_child_loses_no_echo() {
+    stop_streaming_clients("fork", 12, |server| {
+        let children = server.wait_for_children(12, |p| !p.is_zombie());
+        for child in &children {
+            signal(child.pid, libc::SIGTERM);
+        }
+        server.wait_for_lines(12, |l| l.contains("reaped child"));
+        server.signal(libc::SIGTERM);
+    });
 }

@@ -95,7 +95,10 @@ fn leak_msock_leaves_the_port_listening_in_the_children() {
 #[test]
 fn without_the_leak_a_killed_server_frees_its_port() {
     let mut server = Server::start(&[]);
-    let (_client, _child) = idle_client(&server);
+    let (_client, child) = idle_client(&server);
+    // The child closes msock right after fork; on a busy machine it may not
+    // have run yet. Wait until it holds no socket but its client's.
+    wait_until("the child to close msock", || (child.socket_inodes().len() == 1).then_some(()));
     server.wait_for_parent_exit_after(libc::SIGKILL);
     assert!(server_sockets_in(server.port, TCP_LISTEN).is_empty(), "nobody listens any more");
     let again = Server::start_raw(&["--bind", "127.0.0.1", &server.port.to_string()]);
@@ -106,15 +109,17 @@ fn without_the_leak_a_killed_server_frees_its_port() {
 /// that they end in TIME_WAIT on the server's port; returns the port.
 fn port_with_time_wait() -> u16 {
     let mut server = Server::start(&[]);
-    let mut clients: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
+    let clients: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
+    let client_ports: Vec<u16> = clients.iter().map(|c| c.local_addr().unwrap().port()).collect();
+    // Each client reads up to the server's FIN, then closes: our FIN comes
+    // second, and the server's side moves to TIME_WAIT.
+    let closing: Vec<_> = clients.into_iter().map(close_on_eof).collect();
     server.wait_for_children(3, |_| true);
     assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0));
-    for client in &mut clients {
-        let mut rest = Vec::new();
-        client.read_to_end(&mut rest).unwrap(); // the server's FIN
+    assert_eq!(server.summary().killed, 0, "{:?}", server.log);
+    for client in closing {
+        assert!(client.join().unwrap().is_empty());
     }
-    let client_ports: Vec<u16> = clients.iter().map(|c| c.local_addr().unwrap().port()).collect();
-    drop(clients); // our FIN: the server side moves to TIME_WAIT
     let port = server.port;
     wait_until("TIME_WAIT on the server port", || {
         let waiting = server_sockets_in(port, TCP_TIME_WAIT);

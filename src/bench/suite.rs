@@ -160,10 +160,14 @@ pub fn run(options: &SuiteOptions) -> Result<Report> {
 }
 
 /// A server started for one round of tests, in its own process group.
+/// It is stopped on every path: by [`Server::stop`], by `Drop` when a
+/// measurement fails first, and by the kernel if echobench itself dies
+/// (Ctrl-C, kill): the server is started with PR_SET_PDEATHSIG.
 struct Server {
     child: Child,
     pid: i32,
     addr: SocketAddr,
+    stopped: bool,
 }
 
 impl Server {
@@ -187,6 +191,21 @@ impl Server {
             Some(port)
         };
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let parent = nix::unistd::getpid();
+        // SAFETY: the closure runs in the child between fork and exec, where
+        // only async-signal-safe calls are allowed: prctl, getppid and
+        // _exit-free error returns are. It allocates nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                // If echobench dies, whatever the cause, its server dies too;
+                // if it died before this call, the server must not start.
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                if nix::unistd::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
         let mut child = command.spawn().with_context(|| format!("start {:?}", contender.program))?;
         let pid = child.id() as i32;
         let port = match fixed_port {
@@ -196,7 +215,7 @@ impl Server {
             }
             None => announced_port(&mut child).inspect_err(|_| stop_group(&mut child, pid))?,
         };
-        Ok(Server { child, pid, addr: SocketAddr::from(([127, 0, 0, 1], port)) })
+        Ok(Server { child, pid, addr: SocketAddr::from(([127, 0, 0, 1], port)), stopped: false })
     }
 
     /// SIGTERM, a moment to shut down, then SIGKILL to whatever is left.
@@ -210,9 +229,20 @@ impl Server {
             thread::sleep(Duration::from_millis(10));
         }
         stop_group(&mut self.child, self.pid);
+        self.stopped = true;
     }
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.stopped {
+            stop_group(&mut self.child, self.pid);
+        }
+    }
+}
+
+/// SIGKILL to the whole group (children that outlived the server
+/// included), then the server is reaped.
 fn stop_group(child: &mut Child, pid: i32) {
     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     let _ = child.wait();

@@ -120,7 +120,22 @@ struct Args {
 }
 
 fn parse_address(text: &str) -> Result<IpAddr, String> {
-    text.parse().map_err(|_| "not an IPv4 or IPv6 address (try 0.0.0.0, 127.0.0.1 or ::)".to_string())
+    let addr: IpAddr =
+        text.parse().map_err(|_| "not an IPv4 or IPv6 address (try 0.0.0.0, 127.0.0.1 or ::)".to_string())?;
+    // TCP connects one host to one host: a group or broadcast address can
+    // be bound, but no client could ever connect to it.
+    let kind = match addr {
+        IpAddr::V4(v4) if v4.is_multicast() => Some("a multicast address"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address"),
+        IpAddr::V6(v6) if v6.is_multicast() => Some("a multicast address"),
+        _ => None,
+    };
+    match kind {
+        Some(kind) => {
+            Err(format!("{addr} is {kind}: a TCP server cannot listen on it (try 0.0.0.0, 127.0.0.1 or ::)"))
+        }
+        None => Ok(addr),
+    }
 }
 
 fn main() -> ExitCode {
@@ -132,7 +147,19 @@ fn run() -> ExitCode {
     if args.workers.is_some() && args.mode != Mode::Prefork {
         cli::usage_error("TCPechod", "--workers applies only to --mode prefork");
     }
-    let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // A prefork server serves as many clients at once as it has workers:
+    // --max-children caps them.
+    if let Some(workers) = args.workers.filter(|&n| n > args.max_children) {
+        cli::usage_error(
+            "TCPechod",
+            &format!(
+                "--workers {workers} is more than --max-children {}: prefork serves one client per worker",
+                args.max_children
+            ),
+        );
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let default_workers = cpus.min(args.max_children as usize);
     let default_sigpipe = if args.mode == Mode::Fork { SigpipeMode::Default } else { SigpipeMode::Ignore };
     let config = Config {
         listen: Listen {

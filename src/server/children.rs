@@ -96,6 +96,9 @@ impl Children {
         if matches!(end, End::Killed(libc::SIGPIPE) | End::Exited(exit_status::BROKEN_PIPE)) {
             self.summary.sigpipe += 1;
         }
+        if end == End::Exited(exit_status::CUT) {
+            self.summary.killed += 1; // it cut its client itself
+        }
         event!("reaped child {pid}{}: {end}{}", ClientNote(client), EndNote(end));
     }
 

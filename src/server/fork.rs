@@ -24,7 +24,7 @@ use nix::unistd::{fork, ForkResult};
 
 use super::children::Children;
 use super::serve::{serve_alone, Echoer};
-use super::{back_off, close, exit_status, next_client, start, Config, Summary};
+use super::{back_off, close, exit_status, next_client, start, Config, Summary, Trouble};
 use crate::signals::{self, WakePipe};
 use crate::{event, log, notice, reaper};
 
@@ -34,9 +34,10 @@ pub fn run(config: &Config) -> Result<Summary> {
     let (msock, wake) = start(config)?;
     let mut children = Children::new(config.max_children);
     let mut echoer = Echoer::new(config); // each child uses its own copy
+    let (mut accepting, mut forking) = (Trouble::default(), Trouble::default());
 
     let outcome = loop {
-        let (asock, client) = match next_client(&msock, &wake, &mut children) {
+        let (asock, client) = match next_client(&msock, &wake, &mut children, &mut accepting) {
             Ok(Some(connection)) => connection,
             Ok(None) => break Ok(()), // SIGTERM or SIGINT
             Err(err) => break Err(err),
@@ -51,6 +52,7 @@ pub fn run(config: &Config) -> Result<Summary> {
         match unsafe { fork() } {
             Ok(ForkResult::Child) => child(msock, wake, asock, client, config, &mut echoer),
             Ok(ForkResult::Parent { child }) => {
+                forking.over("fork");
                 event!("accepted {client} on fd {}, forked child {child}", asock.as_raw_fd());
                 children.forked(child, Some(client));
                 if config.breakage.leak_asock {
@@ -63,9 +65,8 @@ pub fn run(config: &Config) -> Result<Summary> {
                 // Out of processes (EAGAIN) or memory: this client is let go,
                 // and the server waits a little for children to end.
                 drop(asock);
-                if let Err(err) =
-                    back_off(&wake, &format!("fork failed: {errno}; closed the connection from {client}"))
-                {
+                forking.failed(&format!("fork failed: {errno}; closed the connection from {client}"));
+                if let Err(err) = back_off(&wake) {
                     break Err(err);
                 }
             }
@@ -98,7 +99,8 @@ fn child(
     }
     close_wake_pipe(wake);
 
-    let outcome = serve_alone(&asock, client, config, echoer);
+    // No grace period of its own: at the end of it, the parent sends SIGKILL.
+    let outcome = serve_alone(&asock, client, config, echoer, None);
     close("asock", asock);
     exit_child(outcome.status)
 }
@@ -137,6 +139,6 @@ fn shut_down(
     }
     children.stop_all(wake, config.grace)?;
     let summary = children.summary();
-    notice!("{summary}");
+    summary.log();
     Ok(summary)
 }

@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use anyhow::Result;
 
 use super::serve::{serve_alone, Echoer};
-use super::{close, next_client, start, Config, Summary, Tracker};
+use super::{close, next_client, start, Config, Summary, Tracker, Trouble};
 use crate::signals;
 use crate::{event, notice};
 
@@ -37,28 +37,31 @@ impl Tracker for Served {
 
 /// Runs the server until SIGTERM or SIGINT, then returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
+    // The splice pipe, if any, is made before the server says it listens:
+    // it is one of the descriptors the server starts with.
+    let mut echoer = Echoer::with_pipe(config);
     let (msock, wake) = start(config)?;
     // Nobody kills this process when the grace period ends: SIGTERM puts a
     // send timeout on the client being served, so that a client that does
     // not read its echo cannot hold the server longer than that.
     signals::time_out_sends_on_terminate(config.grace);
-    let mut echoer = Echoer::new(config);
     let mut served = Served(Summary::default());
+    let mut accepting = Trouble::default();
 
     let outcome = loop {
-        let (asock, client) = match next_client(&msock, &wake, &mut served) {
+        let (asock, client) = match next_client(&msock, &wake, &mut served, &mut accepting) {
             Ok(Some(connection)) => connection,
             Ok(None) => break Ok(()),
             Err(err) => break Err(err),
         };
         served.0.accepted += 1;
         event!("accepted {client} on fd {}: serving it, and nobody else until it is done", asock.as_raw_fd());
-        let outcome = serve_alone(&asock, client, config, &mut echoer);
+        let outcome = serve_alone(&asock, client, config, &mut echoer, Some(config.grace));
         close("asock", asock);
         served.0.served(outcome.status);
     };
 
     close("msock", msock);
-    notice!("{}", served.0);
+    served.0.log();
     outcome.map(|()| served.0)
 }

@@ -26,7 +26,7 @@ pub mod thread;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -146,11 +146,34 @@ pub fn start(config: &Config) -> Result<(TcpListener, WakePipe)> {
         // One process serves every client: it must survive a broken one.
         signals::apply_sigpipe_mode(config.sigpipe)?;
     }
+    ensure_a_descriptor_is_left(&msock)?;
     notice!("listening on {}", msock.local_addr()?);
     if config.mode != Mode::Fork {
         event!("mode {}", config.mode);
     }
     Ok((msock, wake))
+}
+
+/// Refuses to start a server that could never accept a client: one whose
+/// descriptor limit (`ulimit -n`, `prlimit --nofile`) is used up by what it
+/// opened to start (stdin, stdout, stderr, msock, the wake pipe). It would
+/// say "listening" and then fail every accept with EMFILE, for ever.
+fn ensure_a_descriptor_is_left(msock: &TcpListener) -> Result<()> {
+    match msock.try_clone() {
+        Ok(probe) => {
+            drop(probe);
+            Ok(())
+        }
+        Err(err) if err.raw_os_error() == Some(libc::EMFILE) => {
+            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map_or("?".to_string(), |(soft, _)| soft.to_string());
+            anyhow::bail!(
+                "cannot serve: every descriptor the limit allows (ulimit -n: {limit}) is in use before the \
+                 first client; raise the limit"
+            )
+        }
+        Err(err) => Err(anyhow::Error::new(err).context("dup msock")),
+    }
 }
 
 /// Exit statuses of a child (and outcomes of a client in the other
@@ -199,6 +222,16 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Logs the summary, the last line of a graceful shutdown (after how
+    /// many log lines were dropped, if any were).
+    pub fn log(&self) {
+        let dropped = crate::log::dropped();
+        if dropped > 0 {
+            notice!("{dropped} log lines were dropped: stderr was full, stalled or closed");
+        }
+        notice!("{self}");
+    }
+
     /// Counts a client served in-process (iterative, thread, poll models).
     pub fn served(&mut self, status: i32) {
         self.reaped += 1;
@@ -243,6 +276,7 @@ pub fn next_client(
     msock: &TcpListener,
     wake: &WakePipe,
     tracker: &mut impl Tracker,
+    trouble: &mut Trouble,
 ) -> Result<Option<(TcpStream, SocketAddr)>> {
     loop {
         tracker.collect()?;
@@ -258,11 +292,17 @@ pub fn next_client(
             continue;
         }
         match accept(msock)? {
-            Accepted::Client(sock, addr) => return Ok(Some((sock, addr))),
+            Accepted::Client(sock, addr) => {
+                trouble.over("accept");
+                return Ok(Some((sock, addr)));
+            }
             Accepted::Nobody => {
                 wait(wake, Some(msock), PollTimeout::NONE)?;
             }
-            Accepted::OutOfResources(err) => back_off(wake, &format!("accept: {err}"))?,
+            Accepted::OutOfResources(err) => {
+                trouble.failed(&format!("accept: {err}"));
+                back_off(wake)?;
+            }
         }
     }
 }
@@ -295,13 +335,63 @@ pub fn accept(msock: &TcpListener) -> Result<Accepted> {
 /// processes, before trying again.
 pub const BACK_OFF: Duration = Duration::from_millis(100);
 
-/// Logs `what` failed for lack of resources and pauses [`BACK_OFF`] (a
-/// signal still wakes us), instead of spinning on the same failure while
-/// the resources are still missing.
-pub fn back_off(wake: &WakePipe, what: &str) -> Result<()> {
-    notice!("{what}; pausing {} ms", BACK_OFF.as_millis());
+/// Pauses [`BACK_OFF`] after a failure for lack of resources (a signal
+/// still wakes us), instead of spinning on the same failure while the
+/// resources are still missing.
+pub fn back_off(wake: &WakePipe) -> Result<()> {
     wait(wake, None, timeout_for(BACK_OFF))?;
     Ok(())
+}
+
+/// How often a failure that goes on is summed up in the log.
+const TROUBLE_REPORT: Duration = Duration::from_secs(10);
+
+/// A failure for lack of resources that may repeat ten times a second
+/// while it lasts (accept with no descriptor left, fork with no process
+/// left): the first one is logged, the next ones are counted and summed
+/// up at most every 10 s, and the end of the trouble is logged with the
+/// count. The log says what happens without drowning in it.
+#[derive(Debug, Default)]
+pub struct Trouble {
+    since: Option<Instant>,
+    reported: Option<Instant>,
+    count: u64,
+}
+
+impl Trouble {
+    /// Notes one more failure, described by `what` ("accept: Too many open files").
+    pub fn failed(&mut self, what: &str) {
+        let now = Instant::now();
+        self.count += 1;
+        match (self.since, self.reported) {
+            (None, _) => {
+                self.since = Some(now);
+                self.reported = Some(now);
+                notice!(
+                    "{what}; pausing {} ms before each new try (repeats are counted, not logged)",
+                    BACK_OFF.as_millis()
+                );
+            }
+            (Some(since), Some(reported)) if now - reported >= TROUBLE_REPORT => {
+                self.reported = Some(now);
+                notice!("{what}: still failing, {} times in {} s", self.count, (now - since).as_secs());
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes that `what` ("accept") worked: logs the end of a trouble, if any.
+    pub fn over(&mut self, what: &str) {
+        if let Some(since) = self.since.take() {
+            notice!(
+                "{what} works again, after {} failures in {:.1} s",
+                self.count,
+                since.elapsed().as_secs_f64()
+            );
+            self.count = 0;
+            self.reported = None;
+        }
+    }
 }
 
 /// Sleeps until a signal handler writes to the wake pipe, a client waits on

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::{accept, close, exit_status, start, timeout_for, Accepted, Config, Summary, BACK_OFF};
+use super::{accept, close, exit_status, start, timeout_for, Accepted, Config, Summary, Trouble, BACK_OFF};
 use crate::signals::{self, SigpipeMode, WakePipe};
 use crate::{event, notice};
 
@@ -41,9 +41,10 @@ pub fn run(config: &Config) -> Result<Summary> {
         summary: Summary::default(),
         limit_logged: false,
         accept_paused_until: None,
+        accepting: Trouble::default(),
     };
     let outcome = server.run(msock, &wake);
-    notice!("{}", server.summary);
+    server.summary.log();
     outcome.map(|()| server.summary)
 }
 
@@ -59,8 +60,15 @@ struct Client {
     /// Bytes read and written so far.
     read: u64,
     written: u64,
-    /// The client closed its side (or the shutdown stopped our reading).
+    /// No more reading for the echo: the client closed its side, or the
+    /// server is stopping.
     read_done: bool,
+    /// The client closed its side (its FIN came).
+    client_closed: bool,
+    /// After a stop: our FIN went out behind the last byte of echo, and
+    /// what the client still sends is thrown away until its FIN (the
+    /// lingering close of `echo::linger`). Bytes thrown away so far.
+    lingering: Option<u64>,
     /// When a byte last moved either way (for `--idle-timeout`).
     last_progress: Instant,
 }
@@ -73,8 +81,12 @@ impl Client {
         (released - self.written) as usize
     }
 
-    fn next_due(&self) -> Option<Instant> {
-        self.due.front().map(|&(at, _)| at)
+    /// When the next chunk delayed by `--delay` may be written, if that is
+    /// still to come. (A chunk already due waits for POLLOUT instead: a
+    /// timeout in the past would make poll return at once, for ever, while
+    /// the client does not read.)
+    fn next_due(&self, now: Instant) -> Option<Instant> {
+        self.due.iter().map(|&(at, _)| at).find(|&at| at > now)
     }
 }
 
@@ -87,6 +99,7 @@ struct PollServer {
     limit_logged: bool,
     /// Out of descriptors: msock is left alone until then.
     accept_paused_until: Option<Instant>,
+    accepting: Trouble,
 }
 
 /// How a client's connection ends.
@@ -97,6 +110,15 @@ enum Ending {
     Failed(std::io::Error),
     /// `--idle-timeout`: nothing moved for too long.
     Idle,
+}
+
+/// A broken connection's error, as getsockopt(SO_ERROR) tells it
+/// (EPIPE if the socket has none to tell).
+fn socket_error(sock: &TcpStream) -> std::io::Error {
+    match sock.take_error() {
+        Ok(Some(err)) => err,
+        _ => std::io::Error::from_raw_os_error(libc::EPIPE),
+    }
 }
 
 impl PollServer {
@@ -110,11 +132,16 @@ impl PollServer {
                     if let Some(msock) = msock.take() {
                         close("msock", msock);
                     }
-                    for client in self.clients.values() {
-                        let _ = client.sock.shutdown(Shutdown::Read);
+                    // Stop reading: echo what was read, then the lingering close.
+                    for client in self.clients.values_mut() {
+                        client.read_done = true;
                         event!("stopped reading from {} (fd {})", client.addr, client.sock.as_raw_fd());
                     }
-                    deadline = Some(Instant::now() + self.config.grace);
+                    let fds: Vec<i32> = self.clients.keys().copied().collect();
+                    for fd in fds {
+                        self.serve(fd, PollFlags::empty());
+                    }
+                    deadline = signals::stop_deadline(self.config.grace);
                 }
             }
             if signals::status_requested() {
@@ -162,13 +189,13 @@ impl PollServer {
         for fd in &order {
             let client = &self.clients[fd];
             let mut events = PollFlags::empty();
-            if !client.read_done && client.pending.len() < limit {
+            if (!client.read_done && client.pending.len() < limit) || client.lingering.is_some() {
                 events |= PollFlags::POLLIN;
             }
             if client.writable(now) > 0 {
                 events |= PollFlags::POLLOUT;
             }
-            if let Some(due) = client.next_due() {
+            if let Some(due) = client.next_due(now) {
                 wake_at = Some(wake_at.map_or(due, |at| at.min(due)));
             }
             fds.push(PollFd::new(client.sock.as_fd(), events));
@@ -220,11 +247,12 @@ impl PollServer {
                 Accepted::Nobody => return Ok(()),
                 Accepted::OutOfResources(err) => {
                     // The client waits in the queue; the others are served meanwhile.
-                    notice!("accept: {err}; not accepting for {} ms", BACK_OFF.as_millis());
+                    self.accepting.failed(&format!("accept: {err}"));
                     self.accept_paused_until = Some(Instant::now() + BACK_OFF);
                     return Ok(());
                 }
             };
+            self.accepting.over("accept");
             self.summary.accepted += 1;
             if let Err(err) = sock.set_nonblocking(true) {
                 notice!("cannot make the socket of {addr} non-blocking: {err}; closing it");
@@ -240,6 +268,8 @@ impl PollServer {
                 read: 0,
                 written: 0,
                 read_done: false,
+                client_closed: false,
+                lingering: None,
                 last_progress: Instant::now(),
             };
             self.clients.insert(fd, client);
@@ -277,12 +307,31 @@ impl PollServer {
         let Some(client) = self.clients.get_mut(&fd) else {
             return;
         };
-        if events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+        if events.contains(PollFlags::POLLERR) {
+            // The connection broke (a reset, say): nothing more can be
+            // read or written. Left alone, poll would report it again at
+            // once, for ever, and the loop would spin.
+            let err = socket_error(&client.sock);
+            return self.finish(fd, Ending::Failed(err));
+        }
+        if let Some(discarded) = client.lingering.as_mut() {
+            match client.sock.read(&mut self.scratch) {
+                Ok(0) => return self.finish(fd, Ending::Done),
+                Ok(n) => *discarded += n as u64,
+                Err(err) if retry(&err) => {}
+                Err(err) => return self.finish(fd, Ending::Failed(err)),
+            }
+            return;
+        }
+        if events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP)
             && !client.read_done
             && client.pending.len() < limit
         {
             match client.sock.read(&mut self.scratch) {
-                Ok(0) => client.read_done = true,
+                Ok(0) => {
+                    client.read_done = true;
+                    client.client_closed = true;
+                }
                 Ok(n) => {
                     client.pending.extend(&self.scratch[..n]);
                     client.read += n as u64;
@@ -313,9 +362,26 @@ impl PollServer {
                 Err(err) => return self.finish(fd, Ending::Failed(err)),
             }
         }
-        let done = self.clients.get(&fd).is_some_and(|c| c.read_done && c.pending.is_empty());
-        if done {
-            self.finish(fd, Ending::Done);
+        let Some(client) = self.clients.get_mut(&fd) else {
+            return;
+        };
+        if !(client.read_done && client.pending.is_empty()) {
+            if events.contains(PollFlags::POLLHUP) && client.read_done && client.writable(Instant::now()) == 0
+            {
+                // Both ways closed, and echo still due later (--delay):
+                // it can never be written.
+                let err = socket_error(&client.sock);
+                self.finish(fd, Ending::Failed(err));
+            }
+            return;
+        }
+        if client.client_closed {
+            return self.finish(fd, Ending::Done);
+        }
+        // Stopped reading for a stop: the lingering close.
+        match client.sock.shutdown(Shutdown::Write) {
+            Ok(()) => client.lingering = Some(0),
+            Err(err) => self.finish(fd, Ending::Failed(err)),
         }
     }
 
@@ -336,7 +402,13 @@ impl PollServer {
             _ => exit_status::FAILED,
         };
         let how = match (&ending, errno, signals::terminate_requested()) {
-            (Ending::Done, _, Some(sig)) => format!("stopped reading on {sig}"),
+            (Ending::Done, _, Some(sig)) => match client.lingering {
+                Some(discarded) if discarded > 0 => {
+                    format!("stopped reading on {sig}; {discarded} bytes sent after it discarded")
+                }
+                _ if client.client_closed => "client closed".to_string(),
+                _ => format!("stopped reading on {sig}"),
+            },
             (Ending::Done, _, None) => "client closed".to_string(),
             (Ending::Idle, ..) => {
                 format!("idle for {} s: closed", self.config.idle_timeout.unwrap_or_default().as_secs())

@@ -31,7 +31,7 @@ use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 use super::children::Children;
 use super::fork::{close_wake_pipe, exit_child};
 use super::serve::{serve_alone, Echoer};
-use super::{close, exit_status, start, wait, Config, Summary, Tracker, BACK_OFF};
+use super::{close, exit_status, start, timeout_for, wait, Config, Summary, Tracker, Trouble, BACK_OFF};
 use crate::signals::{self, WakePipe};
 use crate::{event, log, notice, reaper};
 
@@ -46,7 +46,9 @@ pub fn run(config: &Config) -> Result<Summary> {
     // for a replacement.
     let mut missing: Vec<Option<Pid>> = vec![None; config.workers];
 
-    let outcome = 'supervise: loop {
+    let mut forking = Trouble::default();
+
+    let outcome = loop {
         while let Some(replacing) = missing.pop() {
             // SAFETY: this process has one thread, so the child gets a
             // consistent copy of everything and may run ordinary Rust code
@@ -54,13 +56,21 @@ pub fn run(config: &Config) -> Result<Summary> {
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => worker(msock, wake, counts, config, parent),
                 Ok(ForkResult::Parent { child }) => {
+                    forking.over("forking a worker");
                     workers.forked(child, None);
                     match replacing {
                         Some(dead) => event!("started worker {child} in place of {dead}"),
                         None => event!("started worker {child}"),
                     }
                 }
-                Err(errno) => break 'supervise Err(anyhow::anyhow!("fork a worker: {errno}")),
+                Err(errno) => {
+                    // Out of processes or memory: serve with the workers
+                    // there are, and try again after a pause.
+                    forking
+                        .failed(&format!("cannot fork a worker: {errno}; {} workers serve", workers.alive()));
+                    missing.push(replacing);
+                    break;
+                }
             }
         }
         if let Err(err) = workers.collect_reaped(|dead| missing.push(Some(dead.pid))) {
@@ -74,10 +84,9 @@ pub fn run(config: &Config) -> Result<Summary> {
             workers.add_counted(counts.accepted(), counts.sigpipe());
             workers.log_status();
         }
-        if missing.is_empty() {
-            if let Err(err) = wait(&wake, None, PollTimeout::NONE) {
-                break Err(err);
-            }
+        let timeout = if missing.is_empty() { PollTimeout::NONE } else { timeout_for(BACK_OFF) };
+        if let Err(err) = wait(&wake, None, timeout) {
+            break Err(err);
         }
     };
 
@@ -101,13 +110,15 @@ fn worker(msock: TcpListener, wake: WakePipe, counts: &SharedCounts, config: &Co
     close_wake_pipe(wake);
     let mut echoer = Echoer::new(config);
     let mut served = 0;
+    let mut accepting = Trouble::default();
     loop {
         match msock.accept() {
             Ok((asock, client)) => {
+                accepting.over("accept");
                 event!("accepted {client} on fd {}", asock.as_raw_fd());
                 counts.accepted.fetch_add(1, Ordering::Relaxed);
                 served += 1;
-                let outcome = serve_alone(&asock, client, config, &mut echoer);
+                let outcome = serve_alone(&asock, client, config, &mut echoer, None);
                 close("asock", asock);
                 if outcome.status == exit_status::BROKEN_PIPE {
                     counts.sigpipe.fetch_add(1, Ordering::Relaxed);
@@ -118,7 +129,7 @@ fn worker(msock: TcpListener, wake: WakePipe, counts: &SharedCounts, config: &Co
                 Some(Errno::EINVAL) => break,
                 Some(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO | Errno::EAGAIN) => {}
                 Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
-                    notice!("accept: {err}; pausing {} ms", BACK_OFF.as_millis());
+                    accepting.failed(&format!("accept: {err}"));
                     thread::sleep(BACK_OFF);
                 }
                 _ => {
@@ -158,7 +169,7 @@ fn shut_down(
     workers.stop_all(wake, config.grace)?;
     workers.add_counted(counts.accepted(), counts.sigpipe());
     let summary = workers.summary();
-    notice!("{summary}");
+    summary.log();
     Ok(summary)
 }
 

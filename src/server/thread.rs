@@ -7,23 +7,28 @@
 //!
 //! A finished thread sends its result over a channel and writes to the
 //! wake pipe, so that the acceptor, asleep in poll, joins it at once. At
-//! shutdown the acceptor stops every thread's reading (shutdown SHUT_RD on
-//! its socket), waits up to the grace period, cuts the connections that are
-//! left (SHUT_RDWR makes their blocked writes fail), and joins every thread.
+//! shutdown the acceptor stops every thread's reading (a receive timeout on
+//! its socket, and SIGTERM to the thread to make a blocked call see it),
+//! waits up to the grace period, which the threads keep to themselves,
+//! cuts whatever connection is still left (SHUT_RDWR makes a blocked call
+//! fail), and joins every thread.
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::thread::JoinHandleExt;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nix::poll::PollTimeout;
 
 use super::serve::{serve, Echoer, Outcome};
-use super::{close, exit_status, next_client, start, timeout_for, wait, Config, Summary, Tracker};
+use super::{
+    back_off, close, exit_status, next_client, start, timeout_for, wait, Config, Summary, Tracker, Trouble,
+};
 use crate::signals::{self, WakePipe};
 use crate::{event, log, notice};
 
@@ -32,22 +37,33 @@ pub fn run(config: &Config) -> Result<Summary> {
     let (msock, wake) = start(config)?;
     let config = Arc::new(config.clone());
     let mut threads = Threads::new(&config);
+    let (mut accepting, mut starting) = (Trouble::default(), Trouble::default());
 
     let outcome = loop {
-        let (asock, client) = match next_client(&msock, &wake, &mut threads) {
+        let (asock, client) = match next_client(&msock, &wake, &mut threads, &mut accepting) {
             Ok(Some(connection)) => connection,
             Ok(None) => break Ok(()),
             Err(err) => break Err(err),
         };
-        if let Err(err) = threads.start(asock, client, &config) {
-            break Err(err);
+        match threads.start(asock, client, &config) {
+            Ok(()) => starting.over("starting a thread"),
+            Err(err) => {
+                // Out of threads (EAGAIN) or memory: this client is let go,
+                // and the acceptor waits a little for threads to end.
+                starting
+                    .failed(&format!("cannot start a thread: {err}; closed the connection from {client}"));
+                if let Err(err) = back_off(&wake) {
+                    break Err(err);
+                }
+            }
         }
     };
 
     close("msock", msock);
-    threads.stop_all(&wake, config.grace)?;
+    signals::request_stop(); // after an error too, the threads must see a stop
+    threads.stop_all(&wake, &config)?;
     let summary = threads.summary;
-    notice!("{summary}");
+    summary.log();
     outcome.map(|()| summary)
 }
 
@@ -118,8 +134,9 @@ impl Threads {
         }
     }
 
-    /// Starts a thread to serve `addr` on `asock`.
-    fn start(&mut self, asock: TcpStream, addr: SocketAddr, config: &Arc<Config>) -> Result<()> {
+    /// Starts a thread to serve `addr` on `asock`. If it cannot, the
+    /// connection is closed and the error returned.
+    fn start(&mut self, asock: TcpStream, addr: SocketAddr, config: &Arc<Config>) -> std::io::Result<()> {
         self.summary.accepted += 1;
         let id = self.next_id;
         self.next_id += 1;
@@ -128,21 +145,22 @@ impl Threads {
             (Arc::clone(&sock), Arc::clone(config), self.done_tx.clone());
         // A small stack: an echo needs little, and mapping the 2 MiB default
         // for every client costs connection rate (about 12 %, measured).
-        let handle = thread::Builder::new()
-            .name(format!("client-{id}"))
-            .stack_size(128 * 1024)
-            .spawn(move || {
+        let handle =
+            thread::Builder::new().name(format!("client-{id}")).stack_size(128 * 1024).spawn(move || {
                 log::become_thread();
                 // Reports to the acceptor when the thread ends, even by a
                 // panic: otherwise it would wait for this thread for ever.
                 let mut report = Report { id, done, outcome: None };
                 event!("serving {addr}");
-                let outcome = serve(&thread_sock, addr, &thread_config, &mut Echoer::new(&thread_config));
+                // The thread keeps to the grace period itself: nobody can
+                // kill a thread as a parent kills a child.
+                let grace = Some(thread_config.grace);
+                let outcome =
+                    serve(&thread_sock, addr, &thread_config, &mut Echoer::new(&thread_config), grace);
                 // Our FIN goes out now; the descriptor closes when joined.
                 let _ = thread_sock.shutdown(Shutdown::Both);
                 report.outcome = Some(outcome);
-            })
-            .context("start a thread")?;
+            })?;
         event!("accepted {addr} on fd {}, started a thread for it", sock.as_raw_fd());
         self.live.insert(id, Client { handle, sock, addr, finished: None });
         Ok(())
@@ -165,19 +183,26 @@ impl Threads {
         self.summary.served(status);
     }
 
-    /// The shutdown: stop reading everywhere, wait up to `grace`, cut what
-    /// is left, join every thread.
-    fn stop_all(&mut self, wake: &WakePipe, grace: Duration) -> Result<()> {
+    /// The shutdown: stop reading everywhere, wait up to the grace period,
+    /// cut what is left, join every thread.
+    fn stop_all(&mut self, wake: &WakePipe, config: &Config) -> Result<()> {
+        let grace = config.grace;
         self.join_at_once = true;
         let unjoined: Vec<Finished> = self.live.values().filter_map(|c| c.finished).collect();
         for done in unjoined {
             self.join(done);
         }
+        let deadline = signals::stop_deadline(grace).unwrap_or_else(|| Instant::now() + grace);
         for client in self.live.values() {
-            let _ = client.sock.shutdown(Shutdown::Read);
+            if config.terminate_handler {
+                let left = deadline.saturating_duration_since(Instant::now());
+                signals::stop_thread(&*client.sock, client.handle.as_pthread_t(), left);
+            } else {
+                // No handler for the signal that would wake the thread: cut.
+                let _ = client.sock.shutdown(Shutdown::Both);
+            }
             event!("stopped reading from {} (fd {})", client.addr, client.sock.as_raw_fd());
         }
-        let deadline = Instant::now() + grace;
         while !self.live.is_empty() {
             self.collect()?;
             match deadline.checked_duration_since(Instant::now()) {

@@ -211,6 +211,35 @@ impl Server {
         })
     }
 
+    /// Whether every thread of the server and of its children sleeps
+    /// (state S in /proc/PID/task/TID/stat, or a zombie): nobody is
+    /// running, or about to run.
+    pub fn all_asleep(&self) -> bool {
+        let mut pids = vec![self.pid];
+        pids.extend(self.children().iter().map(|p| p.pid));
+        pids.iter().all(|pid| {
+            let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+                return true; // gone meanwhile
+            };
+            tasks.filter_map(|t| t.ok()).all(|task| {
+                let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                let state = stat.rfind(") ").and_then(|end| stat[end + 2..].chars().next());
+                matches!(state, None | Some('S' | 'Z'))
+            })
+        })
+    }
+
+    /// Waits until `count` connections wait in msock's queue: the kernel
+    /// completed their handshake, and nobody has accepted them yet (the
+    /// rx_queue of the LISTEN socket in /proc/net/tcp).
+    pub fn wait_for_queued(&self, count: u64) {
+        wait_until(&format!("{count} connections queued"), || {
+            tcp_table()
+                .into_iter()
+                .find(|e| e.state == TCP_LISTEN && e.local_port == self.port && e.rx_queue == count)
+        });
+    }
+
     /// Number of open descriptors of the server process.
     pub fn fd_count(&self) -> usize {
         fs::read_dir(format!("/proc/{}/fd", self.pid)).expect("read /proc/PID/fd").count()
@@ -496,38 +525,65 @@ pub fn wait_until_read(sock: &TcpStream, server_port: u16) {
     })
 }
 
-/// A client that sends and never reads back, with a tiny receive buffer:
-/// the server can send it almost nothing, gets stuck writing its echo (or,
-/// the poll server, stops reading when its buffer for this client is
-/// full) and stops taking data. Returns once the client's sending stalled.
-pub fn non_reading_client(port: u16) -> TcpStream {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+/// A client that sends and never reads back, with a tiny receive buffer,
+/// until the server can take nothing more from it. Returns then.
+///
+/// "Nothing more" is seen from the kernel's side, whatever the buffer
+/// sizes of this machine: the server's end of the connection holds data
+/// the server does not read (its Recv-Q, in /proc/net/tcp) and echo the
+/// client does not take (its Send-Q), while every thread of every process
+/// of the server sleeps, and none of that changes between two looks while
+/// the client's sends keep failing with EAGAIN. A blocking server is then
+/// stuck in write (its send buffer full, the client's window closed); the
+/// poll server has stopped reading this client (its buffer for it full).
+/// Neither can move again until the client reads.
+pub fn non_reading_client(server: &Server) -> TcpStream {
     use nix::sys::socket::{
         connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
     };
-    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::fd::AsRawFd;
 
     // CLOEXEC: a server that another test starts meanwhile must not inherit it.
     let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
     setsockopt(&fd, sockopt::RcvBuf, &2048).unwrap();
-    connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, server.port)).unwrap();
     let sock = TcpStream::from(fd);
     sock.set_nonblocking(true).unwrap();
+    let local = sock.local_addr().unwrap().port();
     let chunk = vec![b'g'; 64 * 1024];
     let mut writer = &sock;
+    let mut last_look: Option<(u64, u64)> = None;
     wait_until("the server to stop taking data", || {
+        let mut sent = false;
         loop {
             match writer.write(&chunk) {
-                Ok(_) => {}
+                Ok(_) => sent = true,
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(err) => panic!("non-reading client: {err}"),
+                // The server closed the connection (--idle-timeout, say):
+                // it takes nothing more indeed; the caller sees what it did.
+                Err(_) => return Some(()),
             }
         }
-        // Stalled: the socket does not become writable again for a while.
-        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
-        (poll(&mut fds, PollTimeout::from(300u16)).unwrap() == 0).then_some(())
+        let side = tcp_table().into_iter().find(|e| e.local_port == server.port && e.remote_port == local);
+        let look = side
+            .filter(|e| !sent && e.rx_queue > 0 && e.tx_queue > 0 && server.all_asleep())
+            .map(|e| (e.rx_queue, e.tx_queue));
+        let stuck = look.is_some() && look == last_look;
+        last_look = look;
+        stuck.then_some(())
     });
     sock
+}
+
+/// A client socket that reads until the server closes its side, then
+/// closes its own, in a thread of its own, as a well-behaved client does
+/// (the server waits for that FIN when it stops). Returns what it read.
+pub fn close_on_eof(mut sock: TcpStream) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut echo = Vec::new();
+        let _ = sock.read_to_end(&mut echo);
+        echo
+    })
 }
 
 /// Random bytes from the kernel.
@@ -555,4 +611,184 @@ pub fn assert_one_line_error(output: &Output, code: i32, program: &str, words: &
         assert!(err.contains(word), "{err:?} should mention {word:?}");
     }
     assert!(output.status.signal().is_none());
+}
+
+/// The byte at `offset` of the stream of client `seed`: what a
+/// [`streaming_client`] sends, and so what it checks its echo against.
+fn stream_byte(seed: u64, offset: u64) -> u8 {
+    (offset.wrapping_mul(31).wrapping_add(seed.wrapping_mul(101)) % 251) as u8
+}
+
+/// How a [`streaming_client`] ended.
+#[derive(Debug, Clone)]
+pub struct StreamEnd {
+    /// Its local port, by which the server's log names it.
+    pub port: u16,
+    pub sent: u64,
+    pub received: u64,
+    /// Every byte received was the byte sent at that place.
+    pub intact: bool,
+    /// How reading ended: None for a clean end of file (the server's FIN),
+    /// or the error (a reset, say).
+    pub read_error: Option<String>,
+}
+
+/// A client that sends a stream of bytes as fast as the server takes them
+/// (up to `limit`), while a second thread reads the echo and checks it
+/// byte for byte. When the server ends the echo (end of file), it stops
+/// sending too, as TCPecho does. `received` counts the bytes of echo so
+/// far, for the test to watch.
+pub struct StreamingClient {
+    pub port: u16,
+    pub received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    reader: thread::JoinHandle<(u64, bool, Option<String>)>,
+    writer: thread::JoinHandle<u64>,
+}
+
+impl StreamingClient {
+    /// Waits for both threads: the server must have ended the connection.
+    pub fn end(self) -> StreamEnd {
+        let (received, intact, read_error) = self.reader.join().expect("reader thread");
+        let sent = self.writer.join().expect("writer thread");
+        StreamEnd { port: self.port, sent, received, intact, read_error }
+    }
+}
+
+pub fn streaming_client(server_port: u16, seed: u64, limit: u64) -> StreamingClient {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let sock = TcpStream::connect(("127.0.0.1", server_port)).expect("connect");
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    sock.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let mut writing = sock.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut sent: u64 = 0;
+        while sent < limit {
+            for (i, byte) in chunk.iter_mut().enumerate() {
+                *byte = stream_byte(seed, sent + i as u64);
+            }
+            match writing.write(&chunk) {
+                Ok(n) => sent += n as u64,
+                Err(_) => break, // the server ended the connection
+            }
+        }
+        sent
+    });
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&received);
+    let mut reading = sock;
+    let reader = thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got: u64 = 0;
+        let mut intact = true;
+        let error = loop {
+            match reading.read(&mut buf) {
+                Ok(0) => {
+                    let _ = reading.shutdown(std::net::Shutdown::Write);
+                    break None;
+                }
+                Ok(n) => {
+                    intact &=
+                        buf[..n].iter().enumerate().all(|(i, &b)| b == stream_byte(seed, got + i as u64));
+                    got += n as u64;
+                    counter.store(got, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    let _ = reading.shutdown(std::net::Shutdown::Both);
+                    break Some(err.to_string());
+                }
+            }
+        };
+        (got, intact, error)
+    });
+    StreamingClient { port, received, reader, writer }
+}
+
+/// The bytes the server says it echoed to each client, by the client's
+/// port, read from its log: the `finished: N bytes echoed` line of the
+/// child, worker, thread or process that served it, matched to the
+/// `accepted ADDR` (or `serving ADDR`) line before it.
+pub fn echoed_by_client(log: &[String]) -> std::collections::HashMap<u16, u64> {
+    use std::collections::HashMap;
+    let port_of =
+        |addr: &str| addr.rsplit(':').next().and_then(|p| p.trim_end_matches(',').parse::<u16>().ok());
+    let number_before = |text: &str, word: &str| -> Option<u64> {
+        let before = &text[..text.find(word)?];
+        before.split_whitespace().last()?.parse().ok()
+    };
+    let mut serving: HashMap<String, u16> = HashMap::new();
+    let mut echoed = HashMap::new();
+    for line in log {
+        let Some(end) = line.find("] ") else { continue };
+        let (tag, text) = (&line[..=end], &line[end + 2..]);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if let Some(rest) = text.strip_prefix("accepted ").or_else(|| text.strip_prefix("serving ")) {
+            let Some(port) = rest.split_whitespace().next().and_then(port_of) else { continue };
+            match words.iter().position(|w| *w == "child") {
+                Some(i) if words.get(i - 1) == Some(&"forked") => {
+                    serving.insert(format!("[child {}]", words[i + 1]), port);
+                }
+                _ => {
+                    serving.insert(tag.to_string(), port);
+                }
+            }
+        } else if let Some(rest) = text.strip_prefix("finished ") {
+            // The poll server: "finished ADDR: N bytes echoed (...)".
+            let (addr, rest) = rest.split_once(": ").unwrap_or(("", ""));
+            if let (Some(port), Some(n)) = (port_of(addr), number_before(rest, " bytes echoed")) {
+                echoed.insert(port, n);
+            }
+        } else if let Some(rest) = text.strip_prefix("finished: ") {
+            if let (Some(&port), Some(n)) = (serving.get(tag), number_before(rest, " bytes echoed")) {
+                echoed.insert(port, n);
+            }
+        }
+    }
+    echoed
+}
+
+/// The server binary where any user may run it (a fresh folder under the
+/// temporary directory, removed with the value), for tests that run the
+/// server as an unprivileged user (setpriv, unshare --setuid).
+///
+/// A hard link when the file system allows: a copy is written through a
+/// descriptor, and a process forked meanwhile by another test thread
+/// inherits it until it execs, so that executing the copy at once can
+/// fail with "Text file busy" (ETXTBSY). A link has no such descriptor.
+/// The copy, where linking is refused, is retried for that reason.
+pub struct BinaryForAnyone {
+    dir: std::path::PathBuf,
+    pub path: String,
+}
+
+impl BinaryForAnyone {
+    pub fn new(tag: &str) -> BinaryForAnyone {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("tcpechod-{tag}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.join("TCPechod");
+        if fs::hard_link(SERVER, &path).is_err() {
+            fs::copy(SERVER, &path).unwrap();
+            // Wait until no process holds a descriptor that writes to it.
+            wait_until("the copy to be executable", || {
+                Command::new(&path)
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .status()
+                    .ok()
+                    .filter(|s| s.success())
+            });
+        }
+        BinaryForAnyone { dir, path: path.to_string_lossy().into_owned() }
+    }
+}
+
+impl Drop for BinaryForAnyone {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
