@@ -15,7 +15,7 @@ all: build
 # TCPechod stays. (The clients stay dynamic: resolving host names needs the
 # C library's shared modules.)
 build:
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --workspace --bins
 	$(CARGO) rustc --release --bin TCPechod -- -C target-feature=+crt-static \
 	    || echo "make: could not link TCPechod statically; using the dynamic one"
 	@# Copied under a new name, then renamed over the old one: a ./TCPechod
@@ -41,7 +41,7 @@ test:
 # The stress and fault suite alone: floods, limits, misbehaving clients,
 # signals under load, resources running out, hostile arguments.
 stress:
-	$(CARGO) test --release --test stress --test hostile_arguments
+	$(CARGO) test --release --test stress --test faults --test hostile_arguments
 
 # The code's own gates, as CI runs them.
 lint:
@@ -60,4 +60,4 @@ bench: build
 
 clean:
 	rm -f $(BINARIES)
-	$(CARGO) clean --release -p tcpechod
+	$(CARGO) clean --release -p tcpechod -p echobench

@@ -47,7 +47,10 @@ explain "the server shuts down first (its FIN goes first), so its side of each c
 stop_server 08-first
 kill_and_wait TERM "$first"
 kill_and_wait TERM "$second"
-wait_until "ss -tan state time-wait '( sport = :$PORT )' | grep -q ':$PORT'"
+wait_until "ss -tan state time-wait '( sport = :$PORT )' | grep -q ':$PORT'" 20 || {
+    run ss -tan "( sport = :$PORT or dport = :$PORT )"
+    exit 1
+}
 run ss -tan "( sport = :$PORT )"
 status=0
 run "$TCPECHOD" --no-reuseaddr --bind 127.0.0.1 "$PORT" || status=$?

@@ -7,7 +7,7 @@ use std::panic::{self, PanicHookInfo, UnwindSafe};
 use std::process::{self, ExitCode};
 
 use clap::error::ErrorKind;
-use clap::Parser;
+use clap::{ArgMatches, Parser};
 
 /// Exit status of a usage error: a bad option, port, address or number.
 pub const EXIT_USAGE: u8 = 2;
@@ -26,7 +26,7 @@ pub fn guarded(program: &'static str, main: impl FnOnce() -> ExitCode + UnwindSa
     panic::set_hook(Box::new(move |info| {
         if crate::log::in_child() {
             crate::notice!("internal error: {}", panic_text(info));
-            crate::server::fork::exit_child(crate::server::exit_status::FAILED);
+            crate::child::exit(EXIT_INTERNAL.into());
         }
         crate::log::say(&format!("{program}: internal error: {}\n", panic_text(info)));
     }));
@@ -51,8 +51,16 @@ pub fn panic_text(info: &PanicHookInfo<'_>) -> String {
 /// Parses the command line; on a usage error prints one line and exits 2
 /// (`--help` and `--version` print and exit 0 as usual).
 pub fn parse_args<A: Parser>(program: &str) -> A {
-    match A::try_parse() {
-        Ok(args) => args,
+    parse_args_and_matches(program).0
+}
+
+/// Like [`parse_args`], with clap's matches too, which say where each
+/// value came from (the command line, or a default).
+pub fn parse_args_and_matches<A: Parser>(program: &str) -> (A, ArgMatches) {
+    let parsed =
+        A::command().try_get_matches().and_then(|matches| Ok((A::from_arg_matches(&matches)?, matches)));
+    match parsed {
+        Ok(parsed) => parsed,
         Err(err) if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = err.print();
             process::exit(0);

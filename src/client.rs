@@ -70,6 +70,8 @@ pub fn run(opts: &Options) -> Result<()> {
         bail!("cannot write to standard output: {}", reason(err));
     }
     if let Err(err) = sending {
+        // `transfer` holds the lock of `progress`, which explain takes
+        // again: let go of it first, or this thread would wait for itself.
         drop(transfer);
         return Err(err.explain(server, &progress));
     }

@@ -22,10 +22,10 @@
 //! pipe back into the socket with splice(2): the kernel passes its own
 //! buffers along and the bytes never enter the process.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{self, OFlag, SpliceFFlags};
@@ -148,25 +148,31 @@ pub fn splice(sock: BorrowedFd<'_>, pipe: &SplicePipe, chunk: usize, pace: Pace)
 /// call it): shutdown(SHUT_WR) sends our FIN after the last byte of echo,
 /// then whatever the client still sends is read and thrown away until its
 /// own FIN (a read that returns 0). The caller then closes the socket.
-/// Returns the bytes thrown away; Err(EAGAIN) if `timeout` passed first.
+/// Returns the bytes thrown away; Err(EAGAIN) if `deadline` passed first.
 ///
 /// Closing at once would put the echo at risk: a socket closed with data
 /// still unread, or one that receives data after it was closed, answers
 /// with RST, and the RST makes the kernel throw away the echo not yet
 /// delivered, which can be megabytes. A client that reads its echo and
 /// closes when it sees our FIN ends this at once.
-pub fn linger(sock: &TcpStream, timeout: Option<Duration>) -> Result<u64, Errno> {
+pub fn linger(sock: &TcpStream, deadline: Option<Instant>) -> Result<u64, Errno> {
     let errno = |err: std::io::Error| err.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
     sock.shutdown(Shutdown::Write).map_err(errno)?;
-    sock.set_read_timeout(timeout.map(|t| t.max(Duration::from_millis(1)))).map_err(errno)?;
     let mut buf = [0u8; 16 * 1024];
     let mut discarded = 0;
     let mut reader = sock;
     loop {
+        // The receive timeout is set again before every read: the stop may
+        // have set one of its own meanwhile (see signals::stop_thread).
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) {
+            return Err(Errno::EAGAIN);
+        }
+        sock.set_read_timeout(left.map(|t| t.max(Duration::from_millis(1)))).map_err(errno)?;
         match reader.read(&mut buf) {
             Ok(0) => return Ok(discarded),
             Ok(n) => discarded += n as u64,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) if matches!(err.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
             Err(err) => return Err(errno(err)),
         }
     }

@@ -17,9 +17,9 @@
 //!   Ctrl-S) is dropped, and counted;
 //! - a write to a pipe whose reader is gone (`TCPechod 2>&1 | head`) fails
 //!   quietly, even in a child that lets SIGPIPE kill it for the lab's sake;
-//! - the lines dropped are counted for all processes together, in a page
-//!   of memory the children share with the parent, and the shutdown says
-//!   how many.
+//! - the lines dropped are counted for all processes together, in the page
+//!   of memory the children share with the parent ([`crate::shared`]), and
+//!   the shutdown says how many.
 //!
 //! Nothing here may run inside a signal handler: it allocates. Handlers leave
 //! their news in atomics and the main loop logs it.
@@ -28,15 +28,13 @@ use std::cell::Cell;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
-use nix::sys::mman::{self, MapFlags, ProtFlags};
 use nix::sys::socket::{send, MsgFlags};
 
+use crate::shared::{self, Counters};
 use crate::signals;
 
 static IS_CHILD: AtomicBool = AtomicBool::new(false);
@@ -48,13 +46,6 @@ static SINK: AtomicU8 = AtomicU8::new(OTHER);
 const OTHER: u8 = 0;
 const PIPE: u8 = 1;
 const SOCKET: u8 = 2;
-
-/// Lines dropped, when no shared page could be mapped.
-static DROPPED_HERE: AtomicU64 = AtomicU64::new(0);
-/// Lines dropped by the server and all its children: a counter in a page
-/// mapped MAP_SHARED before the first fork, so that a child's increment is
-/// seen by the parent (the rest of a child's memory is a copy).
-static DROPPED: OnceLock<&'static AtomicU64> = OnceLock::new();
 
 thread_local! {
     /// Set in the threads of the threaded server: their kernel thread ID.
@@ -69,7 +60,7 @@ pub fn init_parent(quiet: bool) {
     IS_CHILD.store(false, Ordering::Relaxed);
     PID.store(std::process::id() as i32, Ordering::Relaxed);
     prepare_stderr();
-    share_drop_counter();
+    shared::map();
 }
 
 /// Looks at what stderr is. A pipe (or FIFO) or a terminal is opened again
@@ -108,34 +99,10 @@ fn prepare_stderr() {
     }
 }
 
-/// Maps the page that counts dropped lines for every process of the server.
-fn share_drop_counter() {
-    let (Some(size), None) = (NonZeroUsize::new(std::mem::size_of::<AtomicU64>()), DROPPED.get()) else {
-        return;
-    };
-    let flags = MapFlags::MAP_SHARED | MapFlags::MAP_ANONYMOUS;
-    let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
-    // SAFETY: a new anonymous mapping at an address of the kernel's choosing
-    // touches nothing that exists; it comes zero-filled and page-aligned,
-    // and is never unmapped, so the reference may live for ever. Zero is a
-    // valid AtomicU64, and atomics are lock-free here, so processes that
-    // share the page (the children, after fork) may use it at once.
-    let counter = unsafe {
-        mman::mmap_anonymous(None, size, prot, flags).map(|page| page.cast::<AtomicU64>().as_ref())
-    };
-    if let Ok(counter) = counter {
-        let _ = DROPPED.set(counter);
-    }
-}
-
-fn drop_counter() -> &'static AtomicU64 {
-    DROPPED.get().copied().unwrap_or(&DROPPED_HERE)
-}
-
 /// Log lines dropped so far, by this process and all its children,
 /// because stderr was full, stalled or closed.
 pub fn dropped() -> u64 {
-    drop_counter().load(Ordering::Relaxed)
+    Counters::get(&shared::counters().dropped_log_lines)
 }
 
 /// Called by a freshly forked child: its lines now say `[child PID]`. (The
@@ -184,7 +151,7 @@ pub fn line(always: bool, args: fmt::Arguments) {
         text.push_str("...\n");
     }
     if !write_stderr(text.as_bytes()) {
-        drop_counter().fetch_add(1, Ordering::Relaxed);
+        Counters::add(&shared::counters().dropped_log_lines);
     }
 }
 

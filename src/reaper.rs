@@ -9,12 +9,13 @@
 //! more SIGCHLD, not three. WNOHANG keeps it from blocking while other
 //! children are still alive (Comer's C reaper loops on `wait3` the same way).
 //!
-//! The handler may not log (that allocates and locks stderr), so it leaves
-//! what it reaped in a fixed ring of atomics, written only by the handler and
-//! read only by the main loop, and wakes the main loop, which logs it.
+//! The handler may not log (that allocates and locks stderr): it leaves
+//! what it reaped in a ring of records (`reaper/ring.rs`) and wakes the main loop,
+//! which logs it.
+
+mod ring;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -23,54 +24,20 @@ use nix::unistd::Pid;
 
 use crate::signals;
 
-/// Records in the ring: as many as fit, with its counters, in one page of
-/// memory, so that reaping a child writes one page only (after each fork
-/// every page the parent writes must be copied: copy on write). If more
-/// children end than the ring holds before the main loop gets to them, the
-/// handler leaves the rest as zombies and the main loop asks for another
-/// pass ([`collect`]).
-pub const CAPACITY: usize = 500;
-
-/// The ring: one record per reaped child, the PID in the high 32 bits and
-/// the wait status in the low ones, so that the handler writes one word.
-/// `written` and `taken` count the records ever written by the handler and
-/// ever taken by the main loop; their difference is what is waiting.
-#[repr(C, align(4096))]
-struct Ring {
-    written: AtomicUsize,
-    taken: AtomicUsize,
-    was_full: AtomicBool,
-    records: [AtomicU64; CAPACITY],
-}
-
-static RING: Ring = Ring {
-    written: AtomicUsize::new(0),
-    taken: AtomicUsize::new(0),
-    was_full: AtomicBool::new(false),
-    records: [const { AtomicU64::new(0) }; CAPACITY],
-};
-
-/// The SIGCHLD handler.
+/// The SIGCHLD handler: collect every child that has ended, without
+/// blocking, saving errno for the code it interrupted.
 extern "C" fn reaper(_sig: libc::c_int) {
     let saved_errno = Errno::last_raw();
-    loop {
-        let written = RING.written.load(Ordering::Relaxed);
-        if written - RING.taken.load(Ordering::Acquire) == CAPACITY {
-            RING.was_full.store(true, Ordering::SeqCst);
-            break;
-        }
+    while ring::has_room() {
         let mut status = 0;
         // SAFETY: waitpid is async-signal-safe and `status` is a valid place
-        // for it to write. We call libc directly because nix's waitpid turns
-        // a death by a signal it has no name for into an error, which would
-        // lose the record of a child it had already reaped.
+        // for it to write. (Called directly: nix's waitpid turns a death by a
+        // signal it has no name for into an error, and would lose a child.)
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         if pid <= 0 {
             break; // 0: children alive, none finished; -1 (ECHILD): no children
         }
-        let record = (pid as u32 as u64) << 32 | status as u32 as u64;
-        RING.records[written % CAPACITY].store(record, Ordering::Relaxed);
-        RING.written.store(written + 1, Ordering::Release);
+        ring::push(pid, status);
     }
     signals::wake_main_loop();
     Errno::set_raw(saved_errno);
@@ -132,17 +99,10 @@ pub struct Reaped {
 /// Hands every child reaped since the last call to `each`, oldest first.
 /// Called by the main loop only.
 pub fn collect(mut each: impl FnMut(Reaped)) -> Result<()> {
-    loop {
-        let taken = RING.taken.load(Ordering::Relaxed);
-        if taken == RING.written.load(Ordering::Acquire) {
-            break;
-        }
-        let record = RING.records[taken % CAPACITY].load(Ordering::Relaxed);
-        RING.taken.store(taken + 1, Ordering::Release);
-        let pid = Pid::from_raw((record >> 32) as i32);
-        each(Reaped { pid, end: End::from_wait_status(record as u32 as i32) });
+    while let Some((pid, status)) = ring::pop() {
+        each(Reaped { pid: Pid::from_raw(pid), end: End::from_wait_status(status) });
     }
-    if RING.was_full.load(Ordering::SeqCst) && RING.was_full.swap(false, Ordering::SeqCst) {
+    if ring::was_full() {
         reap_now()?;
     }
     Ok(())

@@ -17,8 +17,6 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 use common::*;
 
-const MODES: [&str; 5] = ["iterative", "fork", "prefork", "thread", "poll"];
-
 /// A server whose stderr is a pipe that the test holds (or closes), in a
 /// process group of its own, killed whole when dropped.
 struct PipedServer {
@@ -120,7 +118,7 @@ impl Drop for PipedServer {
 #[test]
 fn a_closed_stderr_costs_no_client_its_echo() {
     // TCPechod 2>&1 | head -n 1: the log's reader is gone after one line.
-    for mode in MODES {
+    for mode in modes() {
         let mut server = PipedServer::start(&["--mode", mode]);
         drop(server.log.take());
         for i in 0..5 {
@@ -136,7 +134,7 @@ fn a_stalled_stderr_blocks_neither_serving_nor_the_shutdown() {
     // TCPechod 2>&1 | sleep 120: nobody reads the log. Every client makes
     // the server log a line of 20 bytes at least, so these many clients
     // fill the pipe, whatever its size, and more.
-    for mode in MODES {
+    for mode in modes() {
         let mut server = PipedServer::start(&["--mode", mode]);
         for i in 0..server.capacity / 20 + 50 {
             let line = format!("client {i}\n");
@@ -190,7 +188,7 @@ fn the_grace_period_cuts_a_delay_in_every_model() {
     // The echo is delayed a minute, the grace period is one second: the
     // server must be gone well within the test's wait (30 s), without the
     // echo, and count the client as cut.
-    for mode in MODES {
+    for mode in modes() {
         let mut server = Server::start(&["--mode", mode, "--delay", "60000", "--grace", "1"]);
         let mut sock = server.connect();
         sock.write_all(b"too slow\n").unwrap();
@@ -219,7 +217,7 @@ fn the_poll_server_ends_a_client_that_resets_while_its_echo_waits() {
     drop(sock);
     // (A reset after the client's FIN reads as EPIPE, before it as ECONNRESET.)
     let line = server.wait_for_line(|l| l.contains("finished 127.0.0.1:"));
-    assert!(line.contains(": 0 bytes echoed (broken pipe: EPIPE"), "{line}");
+    assert!(line.contains(": 0 bytes echoed (broken pipe"), "{line}");
     wait_until("the server to sleep", || server.all_asleep().then_some(()));
 }
 

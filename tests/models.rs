@@ -11,9 +11,6 @@ use std::thread;
 
 use common::*;
 
-/// The models, as `--mode` names them.
-const MODES: [&str; 5] = ["iterative", "fork", "prefork", "thread", "poll"];
-
 fn start(mode: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--mode", mode];
     args.extend_from_slice(extra);
@@ -33,7 +30,7 @@ fn fds_of(pid: i32) -> usize {
 
 #[test]
 fn every_model_echoes_text_and_binary_exactly() {
-    for mode in MODES {
+    for mode in modes() {
         let mut server = start(mode, &["-q"]);
         let data = random_bytes(4 << 20);
         let out = server.client(&[], &data);
@@ -48,7 +45,7 @@ fn every_model_echoes_text_and_binary_exactly() {
 
 #[test]
 fn every_model_serves_many_clients() {
-    for mode in MODES {
+    for mode in modes() {
         let mut server = start(mode, &["-q"]);
         let port = server.port.to_string();
         let clients: Vec<_> = (0..20)
@@ -76,7 +73,7 @@ fn every_model_serves_many_clients() {
 
 #[test]
 fn every_model_shuts_down_gracefully_and_frees_its_port() {
-    for mode in MODES {
+    for mode in modes() {
         let mut server = start(mode, &["--delay", "300"]);
         let mut sock = server.connect();
         sock.write_all(b"read before SIGTERM\n").unwrap();
@@ -97,7 +94,7 @@ fn every_model_shuts_down_gracefully_and_frees_its_port() {
 
 #[test]
 fn every_model_cuts_a_client_that_does_not_read_after_the_grace_period() {
-    for mode in MODES {
+    for mode in modes() {
         let mut server = start(mode, &["--grace", "1"]);
         let greedy = non_reading_client(&server);
         assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{mode}: {:?}", server.log);
@@ -110,7 +107,7 @@ fn every_model_cuts_a_client_that_does_not_read_after_the_grace_period() {
 
 #[test]
 fn no_model_leaks_descriptors() {
-    for mode in MODES {
+    for mode in modes() {
         let mut server = start(mode, &["-q"]);
         let echo_once = |server: &Server| {
             let mut sock = server.connect();
@@ -163,7 +160,7 @@ fn the_iterative_server_keeps_its_descriptors_with_splice() {
 
 #[test]
 fn every_model_answers_sigusr1() {
-    for mode in MODES {
+    for mode in modes() {
         let mut server = start(mode, &["-q"]);
         let out = server.client(&[], b"one\n");
         assert!(out.status.success());
@@ -254,9 +251,38 @@ fn the_poll_server_does_not_let_a_slow_reader_block_the_others() {
 }
 
 #[test]
+fn every_model_takes_its_options_and_refuses_the_others_by_name() {
+    use tcpechod::server::models::{MODELS, MODEL_OPTIONS};
+    for model in &MODELS {
+        for option in MODEL_OPTIONS {
+            let flag = format!("--{option}");
+            let mut args = vec!["--mode", model.name, flag.as_str()];
+            if ["workers", "max-children"].contains(&option) {
+                args.push("1");
+            }
+            if model.options.contains(&option) {
+                // It starts (the first line) and stops gracefully.
+                let mut server = Server::start(&args);
+                assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{args:?}: {:?}", server.log);
+            } else {
+                args.push("0");
+                let out = run_bounded(std::process::Command::new(SERVER).args(&args), b"");
+                let words = format!("{flag} does not apply to --mode {}", model.name);
+                assert_one_line_error(&out, 2, "TCPechod", &[&words]);
+            }
+        }
+    }
+}
+
+#[test]
 fn workers_applies_only_to_prefork() {
     let out = run_bounded(std::process::Command::new(SERVER).args(["--workers", "2", "0"]), b"");
-    assert_one_line_error(&out, 2, "TCPechod", &["--workers applies only to --mode prefork"]);
+    assert_one_line_error(
+        &out,
+        2,
+        "TCPechod",
+        &["--workers does not apply to --mode fork (only to prefork)"],
+    );
     let out = run_bounded(std::process::Command::new(SERVER).args(["--mode", "threads", "0"]), b"");
-    assert_one_line_error(&out, 2, "TCPechod", &["'threads' for '--mode <MODE>'"]);
+    assert_one_line_error(&out, 2, "TCPechod", &["'threads' for '--mode <MODEL>'"]);
 }

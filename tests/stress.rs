@@ -19,8 +19,6 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use common::*;
 
-const MODES: [&str; 5] = ["iterative", "fork", "prefork", "thread", "poll"];
-
 /// How one exchange with the server ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Exchange {
@@ -158,7 +156,7 @@ fn cpu_ticks(pid: i32) -> u64 {
 
 #[test]
 fn a_flood_of_2000_connections_is_echoed_byte_for_byte_and_leaves_nothing_behind() {
-    for mode in MODES {
+    for mode in modes() {
         let mut server = Server::start(&["-q", "--mode", mode]);
         let fds_before = fds_of(server.pid);
         let results = flood(server.port, 64, 2000, 256 * 1024, None);
@@ -173,7 +171,9 @@ fn a_flood_of_2000_connections_is_echoed_byte_for_byte_and_leaves_nothing_behind
         if mode == "fork" {
             server.wait_for_children(0, |_| true);
         }
-        wait_until("the descriptors to come back", || (fds_of(server.pid) == fds_before).then_some(()));
+        wait_until(&format!("{mode}: the descriptors to come back to {fds_before}"), || {
+            (fds_of(server.pid) == fds_before).then_some(())
+        });
         assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{mode}");
         assert!(processes_in_group(server.pid).is_empty(), "{mode}");
     }
@@ -269,7 +269,7 @@ fn idle_line(line: &str) -> bool {
 
 #[test]
 fn idle_timeout_closes_silent_and_non_reading_clients() {
-    for mode in MODES {
+    for mode in modes() {
         let mut server = Server::start(&["--mode", mode, "--idle-timeout", "1"]);
         let mut silent = silent_client(&server);
         let mut rest = Vec::new();
@@ -287,7 +287,7 @@ fn idle_timeout_closes_silent_and_non_reading_clients() {
 
 #[test]
 fn signals_during_a_flood_never_crash_the_server_or_spoil_an_echo() {
-    for mode in MODES {
+    for mode in modes() {
         let mut server = Server::start(&["-q", "--mode", mode]);
         let pid = server.pid;
         let stop = AtomicBool::new(false);
@@ -546,7 +546,7 @@ fn stop_streaming_clients(mode: &str, clients: usize, stop: impl FnOnce(&mut Ser
 fn ctrl_c_to_the_whole_group_loses_no_echo() {
     // Ctrl-C in a terminal sends SIGINT to every process of the foreground
     // group: the children get it straight from the terminal.
-    for mode in MODES {
+    for mode in modes() {
         let clients = if mode == "iterative" { 1 } else { 12 };
         stop_streaming_clients(mode, clients, |server| signal(-server.pid, libc::SIGINT));
     }

@@ -54,6 +54,27 @@ fn leak_asock_piles_up_descriptors_and_withholds_the_fin() {
 }
 
 #[test]
+fn the_toggles_break_the_server_under_quiet_too() {
+    // -q leaves the log lines out, not the breakage.
+    let server = Server::start(&["-q", "--leak-asock"]);
+    let before = server.fd_count();
+    let clients: Vec<TcpStream> = (0..3).map(|_| echo_then_half_close(&server)).collect();
+    wait_until("three leaked descriptors", || (server.fd_count() == before + 3).then_some(()));
+    drop(clients);
+
+    let mut server = Server::start(&["-q", "--leak-msock"]);
+    // An echo: the child is past the point where it would close msock.
+    let _client = server.served_client();
+    let child = server.wait_for_children(1, |_| true).remove(0);
+    let listening = wait_until("msock", || {
+        tcp_table().into_iter().find(|e| e.state == TCP_LISTEN && e.local_port == server.port)
+    });
+    // The child keeps msock: it holds the listening socket, after fork and for good.
+    server.wait_for_parent_exit_after(libc::SIGKILL);
+    assert!(child.socket_inodes().contains(&listening.inode), "the child kept msock");
+}
+
+#[test]
 fn without_the_leak_the_client_gets_its_fin() {
     let mut server = Server::start(&[]);
     let before = server.fd_count();

@@ -23,9 +23,12 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::builder::{PossibleValue, PossibleValuesParser};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Parser};
 use tcpechod::msock::Listen;
-use tcpechod::server::{self, Breakage, Config, Mode};
+use tcpechod::server::models::{self, MODELS, MODEL_OPTIONS};
+use tcpechod::server::{self, Breakage, Config};
 use tcpechod::signals::SigpipeMode;
 use tcpechod::{cli, echo, log, port};
 
@@ -37,13 +40,11 @@ struct Args {
     #[arg(default_value = "echo", value_parser = port::parse, allow_negative_numbers = true)]
     port: u16,
 
-    /// How clients are served: a child each (fork), N children started in
-    /// advance (prefork), a thread each (thread), one at a time (iterative),
-    /// or all at once by one process with poll(2) (poll).
-    #[arg(long, value_enum, default_value_t = Mode::Fork)]
-    mode: Mode,
+    /// How clients are served (each model takes the options that say so).
+    #[arg(long, value_name = "MODEL", default_value = MODELS[0].name, value_parser = models())]
+    mode: String,
 
-    /// Children started in advance by --mode prefork [default: number of CPUs].
+    /// Children started in advance (prefork) [default: number of CPUs].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = cli::whole_number(1, 1024))]
     workers: Option<u64>,
 
@@ -56,12 +57,18 @@ struct Args {
           value_parser = cli::whole_number(1, 4096))]
     backlog: u64,
 
-    /// Install no SIGCHLD handler: finished children stay zombies until shutdown.
+    /// Install no SIGCHLD handler: finished children stay zombies until
+    /// shutdown (fork, prefork).
     #[arg(long)]
     no_reaper: bool,
 
+    /// Do not join threads as they finish: they pile up until shutdown, as
+    /// zombies do (thread).
+    #[arg(long)]
+    no_join: bool,
+
     /// What happens on a write to a broken connection [default: default in
-    /// the fork model; ignore in the others, where one process serves many
+    /// the fork model; ignore in the others, where a process serves many
     /// clients and must survive a broken one].
     #[arg(long, value_name = "MODE", value_enum)]
     sigpipe: Option<SigpipeMode>,
@@ -77,7 +84,8 @@ struct Args {
     buffer: u64,
 
     /// Move the bytes with splice(2), socket to pipe to socket, without
-    /// copying them into the process (falls back to copying where it cannot).
+    /// copying them into the process (falls back to copying where it
+    /// cannot; not in poll).
     #[arg(long)]
     splice: bool,
 
@@ -96,16 +104,17 @@ struct Args {
           value_parser = cli::whole_number(0, 86_400))]
     idle_timeout: u64,
 
-    /// Most children alive at once; at the limit the server stops accepting.
+    /// Most clients served at once; at the limit the server stops
+    /// accepting (not iterative, which serves one).
     #[arg(long, value_name = "N", default_value_t = 512, allow_negative_numbers = true,
           value_parser = cli::whole_number(1, 4096))]
     max_children: u64,
 
-    /// Broken on purpose: the parent does not close the sockets it accepts.
+    /// Broken on purpose: the parent does not close the sockets it accepts (fork).
     #[arg(long, help_heading = "Toggles that break the server on purpose")]
     leak_asock: bool,
 
-    /// Broken on purpose: children do not close the listening socket.
+    /// Broken on purpose: children do not close the listening socket (fork).
     #[arg(long, help_heading = "Toggles that break the server on purpose")]
     leak_msock: bool,
 
@@ -138,29 +147,33 @@ fn parse_address(text: &str) -> Result<IpAddr, String> {
     }
 }
 
+/// The values of `--mode`: the models of the table, with their help.
+fn models() -> PossibleValuesParser {
+    PossibleValuesParser::new(MODELS.iter().map(|model| PossibleValue::new(model.name).help(model.about)))
+}
+
 fn main() -> ExitCode {
     cli::guarded("TCPechod", run)
 }
 
 fn run() -> ExitCode {
-    let args: Args = cli::parse_args("TCPechod");
-    if args.workers.is_some() && args.mode != Mode::Prefork {
-        cli::usage_error("TCPechod", "--workers applies only to --mode prefork");
-    }
-    // A prefork server serves as many clients at once as it has workers:
-    // --max-children caps them.
-    if let Some(workers) = args.workers.filter(|&n| n > args.max_children) {
-        cli::usage_error(
-            "TCPechod",
-            &format!(
-                "--workers {workers} is more than --max-children {}: prefork serves one client per worker",
-                args.max_children
-            ),
-        );
-    }
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let default_workers = cpus.min(args.max_children as usize);
-    let default_sigpipe = if args.mode == Mode::Fork { SigpipeMode::Default } else { SigpipeMode::Ignore };
+    let (args, matches): (Args, ArgMatches) = cli::parse_args_and_matches("TCPechod");
+    let config = match config(&args, &matches) {
+        Ok(config) => config,
+        Err(message) => cli::usage_error("TCPechod", &message),
+    };
+    log::init_parent(args.quiet);
+    cli::exit_code("TCPechod", server::run(&config).map(drop))
+}
+
+/// The configuration the command line asks for, once the options given
+/// are checked against the model's (see `server::models`).
+fn config(args: &Args, matches: &ArgMatches) -> Result<Config, String> {
+    let model = models::model(&args.mode).ok_or_else(|| format!("no model '{}'", args.mode))?;
+    let given = MODEL_OPTIONS
+        .into_iter()
+        .filter(|option| matches.value_source(&option.replace('-', "_")) == Some(ValueSource::CommandLine));
+    model.check_options(given)?;
     let config = Config {
         listen: Listen {
             addr: args.bind,
@@ -168,10 +181,11 @@ fn run() -> ExitCode {
             backlog: args.backlog as i32,
             reuse_addr: !args.no_reuseaddr,
         },
-        mode: args.mode,
-        workers: args.workers.map_or(default_workers, |n| n as usize),
+        model,
+        workers: args.workers.map(|n| n as usize),
         reaper: !args.no_reaper,
-        sigpipe: args.sigpipe.unwrap_or(default_sigpipe),
+        join: !args.no_join,
+        sigpipe: args.sigpipe.unwrap_or(model.sigpipe),
         delay: Duration::from_millis(args.delay),
         buffer: args.buffer as usize,
         splice: args.splice,
@@ -181,6 +195,6 @@ fn run() -> ExitCode {
         max_children: args.max_children as usize,
         breakage: Breakage { leak_asock: args.leak_asock, leak_msock: args.leak_msock },
     };
-    log::init_parent(args.quiet);
-    cli::exit_code("TCPechod", server::run(&config).map(drop))
+    config.check()?;
+    Ok(config)
 }

@@ -1,5 +1,6 @@
-//! The parent's record of its children: which are alive, what the reaper
-//! reported about the others, and how they are all stopped at shutdown.
+//! A parent's children (the fork and prefork models): which are alive,
+//! what the reaper reported about the others, and the graceful shutdown
+//! that stops them all.
 //!
 //! The parent must know its live children to signal them at shutdown. It
 //! learns that one ended only from the reaper's records, and it removes the
@@ -8,48 +9,35 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
-use nix::poll::PollTimeout;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{exit_status, timeout_for, wait, Summary, Tracker};
+use super::acceptor::{Acceptor, Clients};
+use super::ending::Ending;
+use super::summary::{Status, Summary};
+use super::Config;
 use crate::reaper::{self, End, Reaped};
-use crate::signals::WakePipe;
+use crate::shared::{self, Counters};
 use crate::{event, notice};
 
 /// Live children and the counts for the shutdown summary.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Children {
     /// Each live child, with the client it serves (a prefork worker serves
     /// many). A plain list: with the few children alive at a time it fits
     /// in one page, which matters because every page the parent writes
     /// after a fork is copied.
     live: Vec<(Pid, Option<SocketAddr>)>,
-    limit: usize,
-    limit_logged: bool,
     summary: Summary,
-    /// Clients accepted and lost to SIGPIPE, as counted by the children.
-    counted: (u64, u64),
 }
 
 impl Children {
-    /// An empty table for at most `limit` live children.
-    pub fn new(limit: usize) -> Children {
-        Children {
-            live: Vec::new(),
-            limit,
-            limit_logged: false,
-            summary: Summary::default(),
-            counted: (0, 0),
-        }
-    }
-
-    /// Counts a connection accepted by the parent.
-    pub fn accepted(&mut self) {
-        self.summary.accepted += 1;
+    /// No child yet.
+    pub fn new() -> Children {
+        Children::default()
     }
 
     /// Records a child just forked to serve `client` (None: a prefork worker).
@@ -57,23 +45,18 @@ impl Children {
         self.live.push((pid, client));
     }
 
-    /// Sets the counts that the children keep themselves (prefork
-    /// workers), to be added to the parent's own.
-    pub fn add_counted(&mut self, accepted: u64, sigpipe: u64) {
-        self.counted = (accepted, sigpipe);
-    }
-
     /// Children forked and not yet reaped (zombies included).
     pub fn alive(&self) -> usize {
         self.live.len()
     }
 
-    /// The counts so far.
+    /// The counts so far: the parent's, and those the prefork workers keep
+    /// in the shared page (the parent never sees their clients).
     pub fn summary(&self) -> Summary {
-        let (accepted, sigpipe) = self.counted;
+        let shared = shared::counters();
         Summary {
-            accepted: self.summary.accepted + accepted,
-            sigpipe: self.summary.sigpipe + sigpipe,
+            accepted: self.summary.accepted + Counters::get(&shared.accepted),
+            sigpipe: self.summary.sigpipe + Counters::get(&shared.sigpipe),
             ..self.summary
         }
     }
@@ -93,11 +76,11 @@ impl Children {
             None => None,
         };
         self.summary.reaped += 1;
-        if matches!(end, End::Killed(libc::SIGPIPE) | End::Exited(exit_status::BROKEN_PIPE)) {
-            self.summary.sigpipe += 1;
-        }
-        if end == End::Exited(exit_status::CUT) {
-            self.summary.killed += 1; // it cut its client itself
+        match end {
+            End::Killed(libc::SIGPIPE) => self.summary.sigpipe += 1,
+            End::Exited(status) if Ending::is_broken_pipe(status) => self.summary.sigpipe += 1,
+            End::Exited(status) if Ending::is_cut(status) => self.summary.killed += 1, // it cut its client itself
+            _ => {}
         }
         event!("reaped child {pid}{}: {end}{}", ClientNote(client), EndNote(end));
     }
@@ -115,71 +98,64 @@ impl Children {
         Ok(self.live.len() as u64)
     }
 
-    /// The children's part of a graceful shutdown: SIGTERM to each, up to
-    /// `grace` for them to finish, SIGKILL to those left, and every one
-    /// reaped. The reaper must be installed.
-    pub fn stop_all(&mut self, wake: &WakePipe, grace: Duration) -> Result<()> {
+    /// The graceful end of a forking server, after msock stopped taking
+    /// clients: close msock; SIGTERM to each child, up to `--grace` for them
+    /// to finish, SIGKILL to those left; every one reaped (by the reaper,
+    /// installed now if `--no-reaper` kept it out); the summary.
+    pub fn shut_down(mut self, mut server: Acceptor, config: &Config) -> Result<Summary> {
+        server.close_msock();
+        if let Err(err) = self.stop_all(&server, config) {
+            notice!("{err:#}");
+        }
+        server.finish(self.summary())
+    }
+
+    fn stop_all(&mut self, server: &Acceptor, config: &Config) -> Result<()> {
+        if !config.reaper {
+            event!("installing the reaper to collect the zombies");
+            reaper::install()?;
+            reaper::reap_now()?;
+        }
         if self.signal_all(Signal::SIGTERM)? > 0 {
-            self.wait_for_all(wake, Some(Instant::now() + grace))?;
+            self.wait_for_all(server, Some(Instant::now() + config.grace))?;
         }
         if !self.live.is_empty() {
+            let left = self.live.len();
             notice!(
-                "grace period of {} s over: {} children still alive, sending SIGKILL",
-                grace.as_secs_f64(),
-                self.live.len()
+                "grace period of {} s over: {left} {} still alive, sending SIGKILL",
+                config.grace.as_secs_f64(),
+                if left == 1 { "child" } else { "children" }
             );
             self.summary.killed += self.signal_all(Signal::SIGKILL)?;
-            self.wait_for_all(wake, None)?;
+            self.wait_for_all(server, None)?;
         }
         Ok(())
     }
 
     /// Waits until every child is reaped, or until `deadline`.
-    fn wait_for_all(&mut self, wake: &WakePipe, deadline: Option<Instant>) -> Result<()> {
+    fn wait_for_all(&mut self, server: &Acceptor, deadline: Option<Instant>) -> Result<()> {
         loop {
             self.collect_reaped(drop)?;
-            if self.live.is_empty() {
+            if self.live.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());
             }
-            let timeout = match deadline {
-                None => PollTimeout::NONE,
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => timeout_for(left),
-                    _ => return Ok(()),
-                },
-            };
-            wait(wake, None, timeout)?;
+            server.sleep_until(deadline)?;
         }
     }
 }
 
-impl Tracker for Children {
+impl Clients for Children {
     fn collect(&mut self) -> Result<()> {
         self.collect_reaped(drop)
     }
 
-    /// Whether the parent must stop accepting. The first time the limit is
-    /// reached it says so; later times are not logged, so that a flood at
-    /// the limit does not flood the log too.
-    fn at_limit(&mut self) -> bool {
-        let full = self.live.len() >= self.limit;
-        if full && !self.limit_logged {
-            notice!("max-children {} reached: not accepting until a child exits (logged once)", self.limit);
-            self.limit_logged = true;
-        }
-        full
+    fn serving(&self) -> usize {
+        self.live.len()
     }
 
-    fn log_status(&self) {
+    fn status(&self) -> Status {
         let zombies = self.live.iter().filter(|&&(pid, _)| is_zombie(pid)).count();
-        let s = self.summary();
-        notice!(
-            "status: children={} zombies={zombies} accepted={} reaped={} sigpipe={}",
-            self.live.len() - zombies,
-            s.accepted,
-            s.reaped,
-            s.sigpipe
-        );
+        Status { serving: self.live.len() - zombies, zombies, counts: self.summary() }
     }
 }
 
@@ -211,7 +187,7 @@ struct EndNote(End);
 impl fmt::Display for EndNote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            End::Exited(code) => write!(f, ": {}", exit_status::meaning(code)),
+            End::Exited(status) => write!(f, ": {}", Ending::meaning(status)),
             End::Killed(_) => Ok(()),
         }
     }

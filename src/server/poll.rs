@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
 
@@ -20,32 +20,32 @@ use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::{accept, close, exit_status, start, timeout_for, Accepted, Config, Summary, Trouble, BACK_OFF};
-use crate::signals::{self, SigpipeMode, WakePipe};
+use super::acceptor::{timeout_for, Acceptor};
+use super::ending::Ending;
+use super::summary::{Status, Summary};
+use super::{close, Config};
+use crate::signals::{self, SigpipeMode};
 use crate::{event, notice};
 
 /// A client whose echo waiting to be written reaches this many buffers is
 /// not read from until it takes some of it.
 const PENDING_BUFFERS: usize = 4;
 
-/// Runs the server until SIGTERM or SIGINT, then returns (and logs) the summary.
+/// Runs the server until a stop, then returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
-    let (msock, wake) = start(config)?;
-    if config.splice {
-        notice!("--splice: the poll model copies through its buffers; splice is not used");
-    }
-    let mut server = PollServer {
+    let mut server = Acceptor::listen(config)?;
+    let mut clients = PollServer {
         config: config.clone(),
         clients: HashMap::new(),
         scratch: vec![0u8; config.buffer],
         summary: Summary::default(),
-        limit_logged: false,
-        accept_paused_until: None,
-        accepting: Trouble::default(),
     };
-    let outcome = server.run(msock, &wake);
-    server.summary.log();
-    outcome.map(|()| server.summary)
+    if let Err(err) = clients.run(&mut server) {
+        notice!("{err:#}");
+        signals::request_stop();
+        clients.cut_all();
+    }
+    server.finish(clients.summary)
 }
 
 /// One client and its echo still to be written.
@@ -96,20 +96,6 @@ struct PollServer {
     /// One buffer to read into, for all clients in turn.
     scratch: Vec<u8>,
     summary: Summary,
-    limit_logged: bool,
-    /// Out of descriptors: msock is left alone until then.
-    accept_paused_until: Option<Instant>,
-    accepting: Trouble,
-}
-
-/// How a client's connection ends.
-enum Ending {
-    /// The client closed and everything was echoed.
-    Done,
-    /// A read or write failed.
-    Failed(std::io::Error),
-    /// `--idle-timeout`: nothing moved for too long.
-    Idle,
 }
 
 /// A broken connection's error, as getsockopt(SO_ERROR) tells it
@@ -122,16 +108,13 @@ fn socket_error(sock: &TcpStream) -> std::io::Error {
 }
 
 impl PollServer {
-    fn run(&mut self, msock: TcpListener, wake: &WakePipe) -> Result<()> {
-        let mut msock = Some(msock);
+    fn run(&mut self, server: &mut Acceptor) -> Result<()> {
         let mut deadline: Option<Instant> = None;
         loop {
             if deadline.is_none() {
                 if let Some(sig) = signals::terminate_requested() {
                     event!("{sig} received: no more connections");
-                    if let Some(msock) = msock.take() {
-                        close("msock", msock);
-                    }
+                    server.close_msock();
                     // Stop reading: echo what was read, then the lingering close.
                     for client in self.clients.values_mut() {
                         client.read_done = true;
@@ -145,14 +128,8 @@ impl PollServer {
                 }
             }
             if signals::status_requested() {
-                let s = self.summary;
-                notice!(
-                    "status: children={} zombies=0 accepted={} reaped={} sigpipe={}",
-                    self.clients.len(),
-                    s.accepted,
-                    s.reaped,
-                    s.sigpipe
-                );
+                let status = Status { serving: self.clients.len(), zombies: 0, counts: self.summary };
+                notice!("{}", server.counted(status));
             }
             if let Some(deadline) = deadline {
                 if self.clients.is_empty() {
@@ -164,28 +141,23 @@ impl PollServer {
                 }
             }
             self.close_idle();
-            self.poll_once(msock.as_ref(), wake, deadline)?;
+            self.poll_once(server, deadline)?;
         }
     }
 
     /// One round: poll every socket once, then serve each that is ready.
-    fn poll_once(
-        &mut self,
-        msock: Option<&TcpListener>,
-        wake: &WakePipe,
-        deadline: Option<Instant>,
-    ) -> Result<()> {
+    fn poll_once(&mut self, server: &mut Acceptor, deadline: Option<Instant>) -> Result<()> {
         let now = Instant::now();
-        let paused = self.accept_paused_until.filter(|&until| until > now);
-        let accepting = msock.filter(|_| paused.is_none() && !self.at_limit());
+        let accepting = server.accepting_now(self.clients.len());
         let order: Vec<i32> = self.clients.keys().copied().collect();
         let mut fds = Vec::with_capacity(order.len() + 2);
-        fds.push(PollFd::new(wake.read_end(), PollFlags::POLLIN));
-        if let Some(msock) = accepting {
+        fds.push(PollFd::new(server.wake().read_end(), PollFlags::POLLIN));
+        if let Some(msock) = server.msock().filter(|_| accepting) {
             fds.push(PollFd::new(msock.as_fd(), PollFlags::POLLIN));
         }
+        let first_client = fds.len();
         let limit = PENDING_BUFFERS * self.config.buffer;
-        let mut wake_at = [deadline, paused, self.next_idle_deadline()].into_iter().flatten().min();
+        let mut wake_at = [deadline, self.next_idle_deadline()].into_iter().flatten().min();
         for fd in &order {
             let client = &self.clients[fd];
             let mut events = PollFlags::empty();
@@ -200,7 +172,12 @@ impl PollServer {
             }
             fds.push(PollFd::new(client.sock.as_fd(), events));
         }
-        let timeout = wake_at.map_or(PollTimeout::NONE, |at| timeout_for(at.saturating_duration_since(now)));
+        let mut timeout =
+            wake_at.map_or(PollTimeout::NONE, |at| timeout_for(at.saturating_duration_since(now)));
+        if !accepting && server.msock().is_some() {
+            // Paused after running out of descriptors: wake up when it ends.
+            timeout = timeout.min(server.pause_left());
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(errno) => return Err(errno).context("poll"),
@@ -209,16 +186,11 @@ impl PollServer {
         drop(fds);
 
         if !ready[0].is_empty() {
-            wake.drain();
+            server.wake().drain();
         }
-        let first_client = if let Some(msock) = accepting {
-            if !ready[1].is_empty() {
-                self.accept_all(msock)?;
-            }
-            2
-        } else {
-            1
-        };
+        if first_client == 2 && !ready[1].is_empty() {
+            self.accept_all(server)?;
+        }
         for (fd, events) in order.into_iter().zip(&ready[first_client..]) {
             if !events.is_empty() || self.clients.get(&fd).is_some_and(|c| c.writable(Instant::now()) > 0) {
                 self.serve(fd, *events);
@@ -227,33 +199,9 @@ impl PollServer {
         Ok(())
     }
 
-    fn at_limit(&mut self) -> bool {
-        let full = self.clients.len() >= self.config.max_children;
-        if full && !self.limit_logged {
-            notice!(
-                "max-children {} reached: not accepting until a client is done (logged once)",
-                self.config.max_children
-            );
-            self.limit_logged = true;
-        }
-        full
-    }
-
     /// Accepts every client waiting, up to the limit.
-    fn accept_all(&mut self, msock: &TcpListener) -> Result<()> {
-        while !self.at_limit() {
-            let (sock, addr) = match accept(msock)? {
-                Accepted::Client(sock, addr) => (sock, addr),
-                Accepted::Nobody => return Ok(()),
-                Accepted::OutOfResources(err) => {
-                    // The client waits in the queue; the others are served meanwhile.
-                    self.accepting.failed(&format!("accept: {err}"));
-                    self.accept_paused_until = Some(Instant::now() + BACK_OFF);
-                    return Ok(());
-                }
-            };
-            self.accepting.over("accept");
-            self.summary.accepted += 1;
+    fn accept_all(&mut self, server: &mut Acceptor) -> Result<()> {
+        while let Some((sock, addr)) = server.try_accept(self.clients.len())? {
             if let Err(err) = sock.set_nonblocking(true) {
                 notice!("cannot make the socket of {addr} non-blocking: {err}; closing it");
                 continue;
@@ -296,7 +244,7 @@ impl PollServer {
             .map(|(&fd, _)| fd)
             .collect();
         for fd in idle {
-            self.finish(fd, Ending::Idle);
+            self.finish(fd, Ending::Idle(timeout));
         }
     }
 
@@ -312,14 +260,17 @@ impl PollServer {
             // read or written. Left alone, poll would report it again at
             // once, for ever, and the loop would spin.
             let err = socket_error(&client.sock);
-            return self.finish(fd, Ending::Failed(err));
+            return self.finish_after(fd, &err);
         }
         if let Some(discarded) = client.lingering.as_mut() {
             match client.sock.read(&mut self.scratch) {
-                Ok(0) => return self.finish(fd, Ending::Done),
+                Ok(0) => {
+                    let ending = Ending::Stopped { sig: stop_signal(), discarded: *discarded };
+                    return self.finish(fd, ending);
+                }
                 Ok(n) => *discarded += n as u64,
                 Err(err) if retry(&err) => {}
-                Err(err) => return self.finish(fd, Ending::Failed(err)),
+                Err(err) => return self.finish_after(fd, &err),
             }
             return;
         }
@@ -339,7 +290,7 @@ impl PollServer {
                     client.due.push_back((client.last_progress + delay, client.read));
                 }
                 Err(err) if retry(&err) => {}
-                Err(err) => return self.finish(fd, Ending::Failed(err)),
+                Err(err) => return self.finish_after(fd, &err),
             }
         }
         let now = Instant::now();
@@ -359,7 +310,7 @@ impl PollServer {
                     }
                 }
                 Err(err) if retry(&err) => break,
-                Err(err) => return self.finish(fd, Ending::Failed(err)),
+                Err(err) => return self.finish_after(fd, &err),
             }
         }
         let Some(client) = self.clients.get_mut(&fd) else {
@@ -371,77 +322,63 @@ impl PollServer {
                 // Both ways closed, and echo still due later (--delay):
                 // it can never be written.
                 let err = socket_error(&client.sock);
-                self.finish(fd, Ending::Failed(err));
+                self.finish_after(fd, &err);
             }
             return;
         }
         if client.client_closed {
-            return self.finish(fd, Ending::Done);
+            return self.finish(fd, Ending::ClientClosed);
         }
         // Stopped reading for a stop: the lingering close.
         match client.sock.shutdown(Shutdown::Write) {
             Ok(()) => client.lingering = Some(0),
-            Err(err) => self.finish(fd, Ending::Failed(err)),
+            Err(err) => self.finish_after(fd, &err),
         }
     }
 
-    /// Closes a client's connection and counts how it ended.
+    /// Closes a client's connection after a read or write failed with `err`.
+    fn finish_after(&mut self, fd: i32, err: &std::io::Error) {
+        let ending = match err.raw_os_error().map_or(Errno::EIO, Errno::from_raw) {
+            Errno::EPIPE => Ending::BrokenPipe {
+                count: (self.config.sigpipe == SigpipeMode::Count).then(signals::sigpipe_count),
+            },
+            Errno::ECONNRESET => Ending::Reset,
+            errno => Ending::Failed { call: "read or write", errno },
+        };
+        self.finish(fd, ending);
+    }
+
+    /// Closes a client's connection, logs and counts how it ended.
     fn finish(&mut self, fd: i32, ending: Ending) {
         let Some(client) = self.clients.remove(&fd) else {
             return;
         };
-        let errno = match &ending {
-            Ending::Failed(err) => Some(err.raw_os_error().map_or(Errno::EIO, Errno::from_raw)),
-            _ => None,
-        };
-        let status = match (&ending, errno) {
-            (Ending::Done, _) => exit_status::DONE,
-            (Ending::Idle, _) => exit_status::IDLE,
-            (_, Some(Errno::EPIPE)) => exit_status::BROKEN_PIPE,
-            (_, Some(Errno::ECONNRESET)) => exit_status::RESET,
-            _ => exit_status::FAILED,
-        };
-        let how = match (&ending, errno, signals::terminate_requested()) {
-            (Ending::Done, _, Some(sig)) => match client.lingering {
-                Some(discarded) if discarded > 0 => {
-                    format!("stopped reading on {sig}; {discarded} bytes sent after it discarded")
-                }
-                _ if client.client_closed => "client closed".to_string(),
-                _ => format!("stopped reading on {sig}"),
-            },
-            (Ending::Done, _, None) => "client closed".to_string(),
-            (Ending::Idle, ..) => {
-                format!("idle for {} s: closed", self.config.idle_timeout.unwrap_or_default().as_secs())
-            }
-            (_, Some(Errno::EPIPE), _) if self.config.sigpipe == SigpipeMode::Count => {
-                format!("SIGPIPE (count={}): broken pipe", signals::sigpipe_count())
-            }
-            (_, Some(errno), _) => format!("{}: {errno}", exit_status::meaning(status)),
-            (_, None, _) => exit_status::meaning(status).to_string(),
-        };
-        let line = format!("finished {}: {} bytes echoed ({how})", client.addr, client.written);
-        if status == exit_status::DONE {
-            event!("{line}");
-        } else {
-            notice!("{line}");
-        }
+        ending.log(Some(client.addr), client.written);
         close("asock", client.sock);
-        self.summary.served(status);
+        self.summary.served(&ending);
     }
 
     /// The grace period is over: close what is left.
     fn cut_all(&mut self) {
+        if self.clients.is_empty() {
+            return;
+        }
+        let left = self.clients.len();
         notice!(
-            "grace period of {} s over: cutting {} connections",
+            "grace period of {} s over: cutting {left} {}",
             self.config.grace.as_secs_f64(),
-            self.clients.len()
+            if left == 1 { "connection" } else { "connections" }
         );
-        for (_, client) in self.clients.drain() {
-            event!("cut {} after {} bytes echoed", client.addr, client.written);
-            close("asock", client.sock);
-            self.summary.served(exit_status::CUT);
+        let fds: Vec<i32> = self.clients.keys().copied().collect();
+        for fd in fds {
+            self.finish(fd, Ending::Cut);
         }
     }
+}
+
+/// The signal that stopped the server (SIGTERM if an error did).
+fn stop_signal() -> nix::sys::signal::Signal {
+    signals::terminate_requested().unwrap_or(nix::sys::signal::Signal::SIGTERM)
 }
 
 /// Errors after which the call is simply made again later.

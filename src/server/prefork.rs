@@ -9,55 +9,57 @@
 //! blocking here: O_NONBLOCK belongs to the socket, shared by every process
 //! that holds it.
 //!
-//! The parent does not see the clients: the workers count them in a page of
-//! memory shared by all of them (as Stevens' preforked servers do), which
-//! the parent reads for its status line and its summary.
+//! The parent does not see the clients: the workers count them in the page
+//! of memory they share with it ([`crate::shared`]), as Stevens' preforked
+//! servers do, for its status line and its summary.
 
 use std::net::TcpListener;
-use std::num::NonZeroUsize;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::poll::PollTimeout;
-use nix::sys::mman::{self, MapFlags, ProtFlags};
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
 use nix::sys::socket::{shutdown, Shutdown};
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 
+use super::acceptor::{accept, timeout_for, Accepted, Acceptor, Clients, Trouble, BACK_OFF};
 use super::children::Children;
-use super::fork::{close_wake_pipe, exit_child};
+use super::ending::Ending;
 use super::serve::{serve_alone, Echoer};
-use super::{close, exit_status, start, timeout_for, wait, Config, Summary, Tracker, Trouble, BACK_OFF};
-use crate::signals::{self, WakePipe};
-use crate::{event, log, notice, reaper};
+use super::{close, Config, Summary};
+use crate::shared::{self, Counters};
+use crate::{child, event, notice, signals};
 
-/// Runs the server until SIGTERM or SIGINT, then returns (and logs) the summary.
+/// Runs the server until a stop, then returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
-    let (msock, wake) = start(config)?;
+    // Counted before the server says it listens: counting the CPUs opens
+    // files (the cgroup's CPU limits), and the descriptors a server has
+    // once it listens must be those it keeps.
+    let workers = config.workers.unwrap_or_else(|| default_workers(config));
+    let server = Acceptor::listen(config)?;
+    let msock = server.msock().context("msock")?;
     msock.set_nonblocking(false).context("make msock blocking")?;
-    let counts = SharedCounts::new()?;
-    let mut workers = Children::new(config.workers);
+    let msock_fd = msock.as_raw_fd();
+    let mut children = Children::new();
     let parent = getpid();
     // Workers to start: None for the first ones, the PID of a dead worker
     // for a replacement.
-    let mut missing: Vec<Option<Pid>> = vec![None; config.workers];
-
+    let mut missing: Vec<Option<Pid>> = vec![None; workers];
     let mut forking = Trouble::default();
 
-    let outcome = loop {
+    loop {
         while let Some(replacing) = missing.pop() {
             // SAFETY: this process has one thread, so the child gets a
             // consistent copy of everything and may run ordinary Rust code
             // (see fork.rs).
             match unsafe { fork() } {
-                Ok(ForkResult::Child) => worker(msock, wake, counts, config, parent),
+                Ok(ForkResult::Child) => worker(server.into_child(config), config, parent),
                 Ok(ForkResult::Parent { child }) => {
                     forking.over("forking a worker");
-                    workers.forked(child, None);
+                    children.forked(child, None);
                     match replacing {
                         Some(dead) => event!("started worker {child} in place of {dead}"),
                         None => event!("started worker {child}"),
@@ -66,142 +68,86 @@ pub fn run(config: &Config) -> Result<Summary> {
                 Err(errno) => {
                     // Out of processes or memory: serve with the workers
                     // there are, and try again after a pause.
-                    forking
-                        .failed(&format!("cannot fork a worker: {errno}; {} workers serve", workers.alive()));
+                    let serving = children.alive();
+                    forking.failed(&format!("cannot fork a worker: {errno}; {serving} workers serve"));
                     missing.push(replacing);
                     break;
                 }
             }
         }
-        if let Err(err) = workers.collect_reaped(|dead| missing.push(Some(dead.pid))) {
-            break Err(err);
+        if let Err(err) = children.collect_reaped(|dead| missing.push(Some(dead.pid))) {
+            notice!("{err:#}");
+            break;
         }
         if let Some(sig) = signals::terminate_requested() {
             event!("{sig} received: stopping the workers");
-            break Ok(());
+            break;
         }
         if signals::status_requested() {
-            workers.add_counted(counts.accepted(), counts.sigpipe());
-            workers.log_status();
+            notice!("{}", server.counted(children.status()));
         }
         let timeout = if missing.is_empty() { PollTimeout::NONE } else { timeout_for(BACK_OFF) };
-        if let Err(err) = wait(&wake, None, timeout) {
-            break Err(err);
+        if let Err(err) = server.sleep(false, timeout) {
+            notice!("{err:#}");
+            break;
         }
-    };
+    }
 
-    let summary = shut_down(msock, &wake, counts, &mut workers, config)?;
-    outcome.map(|()| summary)
+    // shutdown(2) acts on the socket itself, shared by every process that
+    // holds it (close only drops our descriptor): the workers' accept fails
+    // with EINVAL at once, and connections not yet accepted are reset.
+    let _ = shutdown(msock_fd, Shutdown::Read);
+    event!("shut msock down (fd {msock_fd}): the workers stop accepting");
+    children.shut_down(server, config)
+}
+
+/// One worker per CPU, and no more than `--max-children`: a worker serves
+/// one client at a time.
+fn default_workers(config: &Config) -> usize {
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.min(config.max_children)
 }
 
 /// A worker: accept, serve, again, until the parent shuts msock down.
-fn worker(msock: TcpListener, wake: WakePipe, counts: &SharedCounts, config: &Config, parent: Pid) -> ! {
-    log::become_child();
-    if let Err(err) = signals::child_signals(config.sigpipe) {
-        notice!("{err:#}");
-        exit_child(exit_status::FAILED);
-    }
+fn worker(msock: TcpListener, config: &Config, parent: Pid) -> ! {
     // Workers hold msock: if the parent dies without stopping them (kill -9),
     // they must die too, or they would keep the port. The kernel sends
     // SIGKILL when the parent dies; if it died before this call, we go now.
     if prctl::set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != parent {
-        exit_child(exit_status::FAILED);
+        child::exit(1);
     }
-    close_wake_pipe(wake);
+    let counts = shared::counters();
     let mut echoer = Echoer::new(config);
     let mut served = 0;
     let mut accepting = Trouble::default();
-    loop {
-        match msock.accept() {
-            Ok((asock, client)) => {
+    while signals::terminate_requested().is_none() {
+        match accept(&msock) {
+            Accepted::Client(asock, client) => {
                 accepting.over("accept");
                 event!("accepted {client} on fd {}", asock.as_raw_fd());
-                counts.accepted.fetch_add(1, Ordering::Relaxed);
+                Counters::add(&counts.accepted);
                 served += 1;
+                // No grace period of its own: at its end, the parent sends SIGKILL.
                 let outcome = serve_alone(&asock, client, config, &mut echoer, None);
                 close("asock", asock);
-                if outcome.status == exit_status::BROKEN_PIPE {
-                    counts.sigpipe.fetch_add(1, Ordering::Relaxed);
+                if matches!(outcome.ending, Ending::BrokenPipe { .. }) {
+                    Counters::add(&counts.sigpipe);
                 }
             }
-            Err(err) => match err.raw_os_error().map(Errno::from_raw) {
-                // The parent shut msock down: the server is stopping.
-                Some(Errno::EINVAL) => break,
-                Some(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO | Errno::EAGAIN) => {}
-                Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
-                    accepting.failed(&format!("accept: {err}"));
-                    thread::sleep(BACK_OFF);
-                }
-                _ => {
-                    notice!("accept: {err}");
-                    break;
-                }
-            },
-        }
-        if signals::terminate_requested().is_some() {
-            break;
+            Accepted::Nobody => {}
+            Accepted::OutOfResources(err) => {
+                accepting.failed(&format!("accept: {err}"));
+                thread::sleep(BACK_OFF);
+            }
+            // EINVAL: the parent shut msock down: the server is stopping.
+            Accepted::Failed(err) if err.raw_os_error() == Some(Errno::EINVAL as i32) => break,
+            Accepted::Failed(err) => {
+                notice!("accept: {err}");
+                break;
+            }
         }
     }
     event!("stopping after {served} clients");
     close("msock", msock);
-    exit_child(exit_status::DONE)
-}
-
-/// The graceful end: wake the workers out of accept, close msock, stop
-/// and reap every worker, add up their counts, log the summary.
-fn shut_down(
-    msock: TcpListener,
-    wake: &WakePipe,
-    counts: &SharedCounts,
-    workers: &mut Children,
-    config: &Config,
-) -> Result<Summary> {
-    // shutdown(2) acts on the socket itself, shared by every process that
-    // holds it (close only drops our descriptor): the workers' accept fails
-    // with EINVAL at once, and connections not yet accepted are reset.
-    let _ = shutdown(msock.as_raw_fd(), Shutdown::Read);
-    event!("shut msock down (fd {}): the workers stop accepting", msock.as_raw_fd());
-    close("msock", msock);
-    if !config.reaper {
-        reaper::install()?;
-        reaper::reap_now()?;
-    }
-    workers.stop_all(wake, config.grace)?;
-    workers.add_counted(counts.accepted(), counts.sigpipe());
-    let summary = workers.summary();
-    summary.log();
-    Ok(summary)
-}
-
-/// The workers' counts, in memory shared by the parent and every worker.
-struct SharedCounts {
-    accepted: AtomicU64,
-    sigpipe: AtomicU64,
-}
-
-impl SharedCounts {
-    /// Maps a shared page for the counts. Made before the workers are
-    /// forked, so that they all inherit the same page: a write by one is
-    /// seen by all, unlike the rest of their memory, which fork copies.
-    fn new() -> Result<&'static SharedCounts> {
-        let size = NonZeroUsize::new(std::mem::size_of::<SharedCounts>()).context("size")?;
-        let flags = MapFlags::MAP_SHARED | MapFlags::MAP_ANONYMOUS;
-        let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
-        // SAFETY: a new anonymous mapping at an address of the kernel's
-        // choosing touches nothing that exists; it comes zero-filled.
-        let page = unsafe { mman::mmap_anonymous(None, size, prot, flags) }.context("mmap")?;
-        // SAFETY: the mapping is page-aligned, large enough and zero-filled,
-        // and zero is a valid AtomicU64; it is never unmapped, so the
-        // reference may live for ever. Atomics are lock-free here, so
-        // processes that share the page may use them at the same time.
-        Ok(unsafe { page.cast::<SharedCounts>().as_ref() })
-    }
-
-    fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-
-    fn sigpipe(&self) -> u64 {
-        self.sigpipe.load(Ordering::Relaxed)
-    }
+    child::exit(0)
 }

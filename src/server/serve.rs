@@ -1,6 +1,6 @@
 //! Serving one client in a blocking model (a child, a prefork worker, a
-//! thread, or the iterative server itself): the echo loop, and what its
-//! end means, as a status and a log line.
+//! thread, or the iterative server itself): the echo loop, the careful
+//! end after a stop, and how it all ended, as an [`Ending`] and a log line.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::{exit_status, Config};
+use super::ending::Ending;
+use super::Config;
 use crate::echo::{self, EchoError, Pace, SplicePipe};
+use crate::notice;
 use crate::signals::{self, SigpipeMode};
-use crate::{event, notice};
 
 /// How a client was served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
-    /// The status a child would exit with (see [`exit_status`]).
-    pub status: i32,
+    /// How the service ended.
+    pub ending: Ending,
     /// Bytes echoed.
     pub echoed: u64,
 }
@@ -120,110 +121,54 @@ pub fn serve(
         }
     }
     let pace = Pace { delay: config.delay, grace };
-    let (status, echoed) = match echoer.echo(asock, config, pace) {
+    let (ending, echoed) = match echoer.echo(asock, config, pace) {
         Ok(echoed) => match signals::terminate_requested() {
-            Some(sig) => (end_after_stop(asock, client, config, grace, sig, echoed), echoed),
-            None => {
-                event!("finished: {echoed} bytes echoed (client closed)");
-                (exit_status::DONE, echoed)
-            }
+            Some(sig) => (end_after_stop(asock, config, grace, sig), echoed),
+            None => (Ending::ClientClosed, echoed),
         },
-        Err(EchoError::Cut { echoed }) => {
-            notice!("grace period over: cut {client} with its last chunk read and not echoed, after {echoed} bytes");
-            (exit_status::CUT, echoed)
-        }
-        Err(EchoError::Write { errno: Errno::EPIPE, echoed }) => {
-            // Only reached when SIGPIPE did not kill us: mode ignore or count.
-            if config.sigpipe == SigpipeMode::Count {
-                notice!(
-                    "SIGPIPE (count={}): write to {client} failed with EPIPE after {echoed} bytes echoed",
-                    signals::sigpipe_count()
-                );
-            } else {
-                notice!("write to {client} failed with EPIPE after {echoed} bytes echoed (SIGPIPE ignored)");
-            }
-            (exit_status::BROKEN_PIPE, echoed)
-        }
-        Err(
-            EchoError::Read { errno: Errno::ECONNRESET, echoed }
-            | EchoError::Write { errno: Errno::ECONNRESET, echoed },
-        ) => {
-            notice!("connection reset by {client} after {echoed} bytes echoed");
-            (exit_status::RESET, echoed)
-        }
-        Err(EchoError::Write { errno: Errno::EAGAIN, echoed })
-            if signals::terminate_requested().is_some() =>
-        {
-            notice!("{client} did not read its echo within the grace period: closing after {echoed} bytes");
-            (exit_status::CUT, echoed)
-        }
-        Err(EchoError::Read { errno: Errno::EAGAIN, echoed }) => {
-            let idle = config.idle_timeout.unwrap_or_default().as_secs();
-            notice!("{client} sent nothing for {idle} s (--idle-timeout): closing after {echoed} bytes");
-            (exit_status::IDLE, echoed)
-        }
-        Err(EchoError::Write { errno: Errno::EAGAIN, echoed }) => {
-            let idle = config.idle_timeout.unwrap_or_default().as_secs();
-            notice!(
-                "{client} took none of its echo for {idle} s (--idle-timeout): closing after {echoed} bytes"
-            );
-            (exit_status::IDLE, echoed)
-        }
-        Err(EchoError::Read { errno, echoed }) => {
-            notice!("read from {client} failed after {echoed} bytes echoed: {errno}");
-            (exit_status::FAILED, echoed)
-        }
-        Err(EchoError::Write { errno, echoed }) => {
-            notice!("write to {client} failed after {echoed} bytes echoed: {errno}");
-            (exit_status::FAILED, echoed)
-        }
-        Err(EchoError::SpliceUnsupported(errno)) => {
-            notice!("splice from {client} failed: {errno}");
-            (exit_status::FAILED, 0)
-        }
+        Err(EchoError::Cut { echoed }) => (Ending::Cut, echoed),
+        Err(EchoError::Read { errno, echoed }) => (failed("read", errno, config), echoed),
+        Err(EchoError::Write { errno, echoed }) => (failed("write", errno, config), echoed),
+        Err(EchoError::SpliceUnsupported(errno)) => (Ending::Failed { call: "splice", errno }, 0),
     };
-    Outcome { status, echoed }
+    ending.log(None, echoed);
+    Outcome { ending, echoed }
+}
+
+/// What a failed read or write means.
+fn failed(call: &'static str, errno: Errno, config: &Config) -> Ending {
+    match errno {
+        // Only reached when SIGPIPE did not kill us: mode ignore or count.
+        Errno::EPIPE => {
+            Ending::BrokenPipe { count: (config.sigpipe == SigpipeMode::Count).then(signals::sigpipe_count) }
+        }
+        Errno::ECONNRESET => Ending::Reset,
+        // A timeout: the stop's (the grace period ran out) or --idle-timeout's.
+        Errno::EAGAIN if signals::terminate_requested().is_some() => Ending::Cut,
+        Errno::EAGAIN => Ending::Idle(config.idle_timeout.unwrap_or_default()),
+        errno => Ending::Failed { call, errno },
+    }
 }
 
 /// The end of a connection after a stop, once every byte read has been
-/// echoed: the lingering close of [`echo::linger`], within what is left
-/// of the grace period (for a child: until the client closes, or its
-/// parent's SIGKILL). Logs how it went and returns the status.
+/// echoed: the lingering close of [`echo::linger`], within what is left of
+/// the grace period (for a child: until the client closes, or its
+/// parent's SIGKILL).
 fn end_after_stop(
     asock: &TcpStream,
-    client: SocketAddr,
     config: &Config,
     grace: Option<Duration>,
     sig: nix::sys::signal::Signal,
-    echoed: u64,
-) -> i32 {
-    let timeout = match grace.and_then(signals::stop_deadline) {
-        Some(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
-        None => config.idle_timeout,
+) -> Ending {
+    let deadline = match grace.and_then(signals::stop_deadline) {
+        Some(deadline) => Some(deadline),
+        None => config.idle_timeout.map(|idle| Instant::now() + idle),
     };
-    match echo::linger(asock, timeout) {
-        Ok(0) => {
-            event!("finished: {echoed} bytes echoed (stopped reading on {sig})");
-            exit_status::DONE
-        }
-        Ok(discarded) => {
-            event!(
-                "finished: {echoed} bytes echoed (stopped reading on {sig}; {discarded} bytes sent after it discarded)"
-            );
-            exit_status::DONE
-        }
-        Err(Errno::EAGAIN) => {
-            let limit = if grace.is_some() { "within the grace period" } else { "(--idle-timeout)" };
-            notice!("{client} did not close its side {limit}: closing after {echoed} bytes echoed");
-            exit_status::CUT
-        }
-        Err(errno) => {
-            notice!("ending the connection of {client} after {echoed} bytes echoed failed: {errno}");
-            if errno == Errno::ECONNRESET {
-                exit_status::RESET
-            } else {
-                exit_status::FAILED
-            }
-        }
+    match echo::linger(asock, deadline) {
+        Ok(discarded) => Ending::Stopped { sig, discarded },
+        Err(Errno::EAGAIN) if grace.is_some() => Ending::Cut,
+        Err(Errno::EAGAIN) => Ending::Idle(config.idle_timeout.unwrap_or_default()),
+        Err(Errno::ECONNRESET) => Ending::Reset,
+        Err(errno) => Ending::Failed { call: "closing", errno },
     }
 }

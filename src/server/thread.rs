@@ -1,9 +1,10 @@
 //! The threaded server: a thread per client. The main thread accepts (the
 //! acceptor), each client gets a thread of its own, and every thread that
 //! finishes is joined as the acceptor goes, as the reaper collects
-//! children. Threads share the process: one memory, one descriptor table,
-//! one set of signal handlers. There is no fork here (forking a process
-//! with threads copies only the thread that called fork).
+//! children (`--no-join` leaves them unjoined until the shutdown, as
+//! `--no-reaper` leaves zombies). Threads share the process: one memory,
+//! one descriptor table, one set of signal handlers. There is no fork here
+//! (forking a process with threads copies only the thread that called fork).
 //!
 //! A finished thread sends its result over a channel and writes to the
 //! wake pipe, so that the acceptor, asleep in poll, joins it at once. At
@@ -23,58 +24,48 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use anyhow::Result;
-use nix::poll::PollTimeout;
 
+use super::acceptor::{Acceptor, Clients, Trouble};
+use super::ending::Ending;
 use super::serve::{serve, Echoer, Outcome};
-use super::{
-    back_off, close, exit_status, next_client, start, timeout_for, wait, Config, Summary, Tracker, Trouble,
-};
-use crate::signals::{self, WakePipe};
+use super::summary::{Status, Summary};
+use super::{close, Config};
+use crate::signals;
 use crate::{event, log, notice};
 
-/// Runs the server until SIGTERM or SIGINT, then returns (and logs) the summary.
+/// Runs the server until a stop, then returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
-    let (msock, wake) = start(config)?;
+    let mut server = Acceptor::listen(config)?;
     let config = Arc::new(config.clone());
     let mut threads = Threads::new(&config);
-    let (mut accepting, mut starting) = (Trouble::default(), Trouble::default());
+    let mut starting = Trouble::default();
 
-    let outcome = loop {
-        let (asock, client) = match next_client(&msock, &wake, &mut threads, &mut accepting) {
-            Ok(Some(connection)) => connection,
-            Ok(None) => break Ok(()),
-            Err(err) => break Err(err),
-        };
+    while let Some((asock, client)) = server.next_client(&mut threads) {
         match threads.start(asock, client, &config) {
             Ok(()) => starting.over("starting a thread"),
-            Err(err) => {
-                // Out of threads (EAGAIN) or memory: this client is let go,
-                // and the acceptor waits a little for threads to end.
-                starting
-                    .failed(&format!("cannot start a thread: {err}; closed the connection from {client}"));
-                if let Err(err) = back_off(&wake) {
-                    break Err(err);
-                }
-            }
+            // Out of threads (EAGAIN) or memory: this client is let go
+            // (its socket is closed), and the acceptor pauses.
+            Err(err) => server.back_off(
+                &mut starting,
+                format!("cannot start a thread: {err}; closed the connection from {client}"),
+            ),
         }
-    };
-
-    close("msock", msock);
-    signals::request_stop(); // after an error too, the threads must see a stop
-    threads.stop_all(&wake, &config)?;
-    let summary = threads.summary;
-    summary.log();
-    outcome.map(|()| summary)
+    }
+    server.close_msock();
+    if let Err(err) = threads.stop_all(&server, &config) {
+        notice!("{err:#}");
+    }
+    server.finish(threads.summary)
 }
 
 /// A thread serving a client, as the acceptor knows it.
 struct Client {
     handle: JoinHandle<()>,
-    /// The socket, shared with the thread: the acceptor shuts it down at
-    /// shutdown, and it is closed when both have let go of it.
+    /// The socket, shared with the thread: the acceptor stops its reading
+    /// at shutdown, and it is closed when both have let go of it.
     sock: Arc<TcpStream>,
     addr: SocketAddr,
-    /// Finished, not joined yet (only without the reaper).
+    /// Finished, not joined yet (only with `--no-join`).
     finished: Option<Finished>,
 }
 
@@ -96,7 +87,8 @@ struct Report {
 
 impl Drop for Report {
     fn drop(&mut self) {
-        let outcome = self.outcome.unwrap_or(Outcome { status: exit_status::FAILED, echoed: 0 });
+        let failed = Ending::Failed { call: "the thread", errno: nix::errno::Errno::EIO };
+        let outcome = self.outcome.unwrap_or(Outcome { ending: failed, echoed: 0 });
         let tid = nix::unistd::gettid().as_raw();
         let _ = self.done.send(Finished { id: self.id, tid, outcome });
         signals::wake_main_loop();
@@ -109,12 +101,10 @@ struct Threads {
     next_id: u64,
     done_tx: Sender<Finished>,
     done_rx: Receiver<Finished>,
-    /// Join each thread as soon as it finishes (off with `--no-reaper`).
+    /// Join each thread as soon as it finishes (off with `--no-join`).
     join_at_once: bool,
-    /// Connections cut at shutdown: their thread's end counts as killed.
+    /// Connections cut at shutdown: their thread's end counts as cut.
     cut: Vec<u64>,
-    limit: usize,
-    limit_logged: bool,
     summary: Summary,
 }
 
@@ -126,10 +116,8 @@ impl Threads {
             next_id: 0,
             done_tx,
             done_rx,
-            join_at_once: config.reaper,
+            join_at_once: config.join,
             cut: Vec::new(),
-            limit: config.max_children,
-            limit_logged: false,
             summary: Summary::default(),
         }
     }
@@ -137,7 +125,6 @@ impl Threads {
     /// Starts a thread to serve `addr` on `asock`. If it cannot, the
     /// connection is closed and the error returned.
     fn start(&mut self, asock: TcpStream, addr: SocketAddr, config: &Arc<Config>) -> std::io::Result<()> {
-        self.summary.accepted += 1;
         let id = self.next_id;
         self.next_id += 1;
         let sock = Arc::new(asock);
@@ -148,12 +135,12 @@ impl Threads {
         let handle =
             thread::Builder::new().name(format!("client-{id}")).stack_size(128 * 1024).spawn(move || {
                 log::become_thread();
-                // Reports to the acceptor when the thread ends, even by a
-                // panic: otherwise it would wait for this thread for ever.
+                // Reports to the acceptor when the thread ends, even by a panic:
+                // otherwise it would wait for this thread for ever.
                 let mut report = Report { id, done, outcome: None };
                 event!("serving {addr}");
-                // The thread keeps to the grace period itself: nobody can
-                // kill a thread as a parent kills a child.
+                // The thread keeps to the grace period itself: nobody can kill
+                // a thread as a parent kills a child.
                 let grace = Some(thread_config.grace);
                 let outcome =
                     serve(&thread_sock, addr, &thread_config, &mut Echoer::new(&thread_config), grace);
@@ -174,25 +161,29 @@ impl Threads {
         if client.handle.join().is_err() {
             notice!("thread {} (client {}) panicked", done.tid, client.addr);
         }
-        let status = match self.cut.contains(&done.id) {
-            true => exit_status::CUT,
-            false => done.outcome.status,
+        let ending = match self.cut.contains(&done.id) {
+            true => Ending::Cut,
+            false => done.outcome.ending,
         };
-        event!("joined thread {} (client {}): {}", done.tid, client.addr, exit_status::meaning(status));
+        event!(
+            "joined thread {} (client {}): {}",
+            done.tid,
+            client.addr,
+            Ending::meaning(ending.exit_status())
+        );
         close("asock", client.sock);
-        self.summary.served(status);
+        self.summary.served(&ending);
     }
 
     /// The shutdown: stop reading everywhere, wait up to the grace period,
     /// cut what is left, join every thread.
-    fn stop_all(&mut self, wake: &WakePipe, config: &Config) -> Result<()> {
-        let grace = config.grace;
+    fn stop_all(&mut self, server: &Acceptor, config: &Config) -> Result<()> {
         self.join_at_once = true;
         let unjoined: Vec<Finished> = self.live.values().filter_map(|c| c.finished).collect();
         for done in unjoined {
             self.join(done);
         }
-        let deadline = signals::stop_deadline(grace).unwrap_or_else(|| Instant::now() + grace);
+        let deadline = signals::stop_deadline(config.grace).unwrap_or_else(|| Instant::now() + config.grace);
         for client in self.live.values() {
             if config.terminate_handler {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -203,20 +194,18 @@ impl Threads {
             }
             event!("stopped reading from {} (fd {})", client.addr, client.sock.as_raw_fd());
         }
-        while !self.live.is_empty() {
+        while !self.live.is_empty() && Instant::now() < deadline {
             self.collect()?;
-            match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => {
-                    wait(wake, None, timeout_for(left))?;
-                }
-                _ => break,
+            if !self.live.is_empty() {
+                server.sleep_until(Some(deadline))?;
             }
         }
         if !self.live.is_empty() {
+            let left = self.live.len();
             notice!(
-                "grace period of {} s over: cutting {} connections",
-                grace.as_secs_f64(),
-                self.live.len()
+                "grace period of {} s over: cutting {left} {}",
+                config.grace.as_secs_f64(),
+                if left == 1 { "connection" } else { "connections" }
             );
             for (&id, client) in &self.live {
                 let _ = client.sock.shutdown(Shutdown::Both);
@@ -225,7 +214,7 @@ impl Threads {
             while !self.live.is_empty() {
                 self.collect()?;
                 if !self.live.is_empty() {
-                    wait(wake, None, PollTimeout::NONE)?;
+                    server.sleep_until(None)?;
                 }
             }
         }
@@ -233,40 +222,25 @@ impl Threads {
     }
 }
 
-impl Tracker for Threads {
+impl Clients for Threads {
     fn collect(&mut self) -> Result<()> {
         while let Ok(done) = self.done_rx.try_recv() {
             if self.join_at_once {
                 self.join(done);
             } else if let Some(client) = self.live.get_mut(&done.id) {
-                event!("thread {} (client {}) finished; not joined (--no-reaper)", done.tid, client.addr);
+                event!("thread {} (client {}) finished; not joined (--no-join)", done.tid, client.addr);
                 client.finished = Some(done);
             }
         }
         Ok(())
     }
 
-    fn at_limit(&mut self) -> bool {
-        let full = self.live.len() >= self.limit;
-        if full && !self.limit_logged {
-            notice!(
-                "max-children {} reached: not accepting until a thread is joined (logged once)",
-                self.limit
-            );
-            self.limit_logged = true;
-        }
-        full
+    fn serving(&self) -> usize {
+        self.live.len()
     }
 
-    fn log_status(&self) {
+    fn status(&self) -> Status {
         let unjoined = self.live.values().filter(|c| c.finished.is_some()).count();
-        let s = self.summary;
-        notice!(
-            "status: children={} zombies={unjoined} accepted={} reaped={} sigpipe={}",
-            self.live.len() - unjoined,
-            s.accepted,
-            s.reaped,
-            s.sigpipe
-        );
+        Status { serving: self.live.len() - unjoined, zombies: unjoined, counts: self.summary }
     }
 }

@@ -18,10 +18,24 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The server binary under test.
-pub const SERVER: &str = env!("CARGO_BIN_EXE_TCPechod");
-/// The client binary under test.
-pub const CLIENT: &str = env!("CARGO_BIN_EXE_TCPecho");
+/// The names of every server model, from the server's own table: a new
+/// model is tested by every test that loops over them.
+pub fn modes() -> impl Iterator<Item = &'static str> {
+    tcpechod::server::models::MODELS.iter().map(|model| model.name)
+}
+
+/// The server binary under test: the one cargo built for these tests, or,
+/// for the benchmark's tests (another package of the workspace, which
+/// shares this module), the one that `make` builds.
+pub const SERVER: &str = match option_env!("CARGO_BIN_EXE_TCPechod") {
+    Some(path) => path,
+    None => concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/TCPechod"),
+};
+/// The client binary under test (the same way).
+pub const CLIENT: &str = match option_env!("CARGO_BIN_EXE_TCPecho") {
+    Some(path) => path,
+    None => concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/TCPecho"),
+};
 /// The longest any single wait of a test may take.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use tcpechod::bench::{self, memory, rate, report, stream, suite, Progress};
+use echobench::{self as bench, memory, rate, report, stream, suite, Progress};
 use tcpechod::{cli, port};
 
 /// Measures an echo server: connection rate, throughput, memory.
@@ -115,39 +115,39 @@ fn run(test: Test) -> anyhow::Result<()> {
                 duration: Duration::from_secs(duration),
             };
             let r = rate::run(addr, opts, &mut Progress::new(target.quiet));
-            println!(
-                "rate: connections={} per_second={:.0} p50_us={} p99_us={} max_us={} errors={} mismatches={}",
+            bench::out(&format!(
+                "rate: connections={} per_second={:.0} p50_us={} p99_us={} max_us={} errors={} mismatches={}\n",
                 r.connections, r.per_second, r.p50_us, r.p99_us, r.max_us, r.errors, r.mismatches
-            );
+            ));
             check(r.errors, r.mismatches)
         }
         Test::Stream { target, streams, megabytes } => {
             let addr = bench::resolve(&target.host, target.port)?;
             let opts = stream::StreamOptions { streams: streams as usize, bytes: megabytes << 20 };
             let r = stream::run(addr, opts, &mut Progress::new(target.quiet));
-            println!(
-                "stream: streams={streams} bytes={} mb_per_second={:.0} errors={} mismatches={}",
+            bench::out(&format!(
+                "stream: streams={streams} bytes={} mb_per_second={:.0} errors={} mismatches={}\n",
                 r.bytes, r.mb_per_second, r.errors, r.mismatches
-            );
+            ));
             check(r.errors, r.mismatches)
         }
         Test::Suite { server, c_server, c_static_server, quick, out } => {
             let options = suite::SuiteOptions { server, c_server, c_static_server, quick };
             let report = suite::run(&options)?;
-            print!("{}", report.table());
+            bench::out(&report.table());
             if let Some(dir) = out {
                 report.write(&dir, &report::machine())?;
-                println!("written: {}", dir.join("RESULTS.md").display());
+                bench::out(&format!("written: {}\n", dir.join("RESULTS.md").display()));
             }
             Ok(())
         }
         Test::Memory { target, pid, connections } => {
             let addr = bench::resolve(&target.host, target.port)?;
             let r = memory::run(addr, connections as usize, pid as i32)?;
-            println!(
-                "memory: connections={connections} served={} processes={} total_pss_kib={} parent_pss_kib={}",
+            bench::out(&format!(
+                "memory: connections={connections} served={} processes={} total_pss_kib={} parent_pss_kib={}\n",
                 r.served, r.processes, r.total_pss_kib, r.parent_pss_kib
-            );
+            ));
             Ok(())
         }
     }

@@ -20,6 +20,7 @@ use super::rate::{self, RateOptions};
 use super::report::{Measured, Parameters, Report};
 use super::stream::{self, StreamOptions};
 use super::Progress;
+use tcpechod::log::say;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -79,14 +80,11 @@ impl SuiteOptions {
                 reference: false,
             }
         };
-        let mut all = vec![
-            ours("iterative", &["--mode", "iterative"]),
-            ours("fork", &["--mode", "fork"]),
-            ours("fork --splice", &["--mode", "fork", "--splice"]),
-            ours("prefork", &["--mode", "prefork"]),
-            ours("thread", &["--mode", "thread"]),
-            ours("poll", &["--mode", "poll"]),
-        ];
+        // Every model of the server's table, and the fork model once more
+        // with --splice.
+        let mut all: Vec<Contender> =
+            tcpechod::server::models::MODELS.iter().map(|m| ours(m.name, &["--mode", m.name])).collect();
+        all.insert(1, ours("fork --splice", &["--mode", "fork", "--splice"]));
         let c = |name: &str, path: &PathBuf| Contender {
             name: name.into(),
             program: path.clone().into(),
@@ -128,7 +126,7 @@ pub fn run(options: &SuiteOptions) -> Result<Report> {
         .collect();
     for run in 1..=parameters.runs {
         for (contender, row) in contenders.iter().zip(&mut rows) {
-            eprintln!("run {run}/{}: {}", parameters.runs, contender.name);
+            say(&format!("run {run}/{}: {}\n", parameters.runs, contender.name));
             let server = Server::start(contender).with_context(|| format!("start {}", contender.name))?;
             row.rate.push(rate::run(server.addr, parameters.rate, progress));
             row.one_stream.push(stream::run(server.addr, parameters.one_stream, progress));
@@ -137,7 +135,7 @@ pub fn run(options: &SuiteOptions) -> Result<Report> {
         }
     }
     for (contender, row) in contenders.iter().zip(&mut rows) {
-        eprintln!("memory: {}", contender.name);
+        say(&format!("memory: {}\n", contender.name));
         let server = Server::start(contender).with_context(|| format!("start {}", contender.name))?;
         row.memory = memory::run(server.addr, parameters.idle_clients, server.pid)
             .with_context(|| format!("memory of {}", contender.name))?;
@@ -146,7 +144,7 @@ pub fn run(options: &SuiteOptions) -> Result<Report> {
     let report = Report { parameters, rows, seconds: started.elapsed().as_secs_f64() };
     let (errors, mismatches) = report.failures();
     if errors + mismatches > 0 {
-        print!("{}", report.table());
+        super::out(&report.table());
         bail!(
             "{errors} connections failed and {mismatches} echoes differed: {}",
             report.failures_by_server()
@@ -154,7 +152,7 @@ pub fn run(options: &SuiteOptions) -> Result<Report> {
     }
     let reference = report.failures_by_server();
     if !reference.is_empty() {
-        eprintln!("echobench: failures of reference servers (reported, not counted): {reference}");
+        say(&format!("echobench: failures of reference servers (reported, not counted): {reference}\n"));
     }
     Ok(report)
 }

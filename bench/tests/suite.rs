@@ -3,6 +3,7 @@
 //! must finish and find no wrong echo. The figures themselves belong to
 //! `make bench`, not to tests.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
@@ -12,14 +13,21 @@ use common::*;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_echobench");
 
+/// The server the benchmark measures, built by `make` (or by `cargo test
+/// --workspace`, which builds every package first).
+fn server_built() {
+    assert!(Path::new(SERVER).is_file(), "{SERVER} is missing: build the server first (make)");
+}
+
 #[test]
 fn the_benchmark_runs_every_model_and_checks_every_echo() {
+    server_built();
     let mut command = Command::new(BENCH);
     command.args(["suite", "--quick", "--server", SERVER]);
     let dir = std::env::temp_dir().join(format!("tcpechod-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c_server = dir.join("forkechod");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/c/forkechod.c");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/forkechod.c");
     let compiled = Command::new("cc")
         .args(["-O2", "-o"])
         .arg(&c_server)
@@ -35,7 +43,7 @@ fn the_benchmark_runs_every_model_and_checks_every_echo() {
     let out = run_bounded(&mut command, b"");
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{table}", stderr_text(&out));
-    for model in ["iterative", "fork", "fork --splice", "prefork", "thread", "poll"] {
+    for model in modes().chain(["fork --splice"]) {
         assert!(table.contains(&format!("| {model} |")), "{model} measured:\n{table}");
     }
     if compiled {
@@ -79,6 +87,7 @@ fn fake_server(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn a_failed_benchmark_leaves_no_server_behind() {
+    server_built();
     let dir = std::env::temp_dir().join(format!("tcpechod-bench-fail-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fake = fake_server(&dir);
@@ -94,6 +103,7 @@ fn a_failed_benchmark_leaves_no_server_behind() {
 
 #[test]
 fn an_interrupted_benchmark_leaves_no_server_behind() {
+    server_built();
     let mut bench = KillOnDrop(
         Command::new(BENCH)
             .args(["suite", "--quick", "--server", SERVER])

@@ -1,0 +1,387 @@
+//! The accepting side of a server, written once for every model: the
+//! master socket and the wake pipe, the first line of the log, the wait
+//! for the next client (with the limit, the status line and the stop
+//! signals looked at on the way), what to do when accept fails, and the
+//! last line of the log.
+//!
+//! Why the server waits in poll(2) rather than in accept(2): a SIGTERM that
+//! came after the loop checked its flag, and before accept started to
+//! block, would not be noticed until the next client. Every handler writes
+//! a byte into the wake pipe, and poll watches msock and the pipe together
+//! (the "self-pipe trick"), so no signal is missed.
+
+use std::fmt::Display;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::summary::{Status, Summary};
+use super::{close, Config};
+use crate::msock;
+use crate::signals::{self, WakePipe};
+use crate::{child, event, notice, reaper};
+
+/// What the acceptor asks of whoever keeps track of the clients being
+/// served: the children of the fork and prefork models, the threads of
+/// the threaded one.
+pub trait Clients {
+    /// Takes note of those that finished since last time: reaped
+    /// children, joined threads.
+    fn collect(&mut self) -> Result<()>;
+    /// How many are being served now (for `--max-children`).
+    fn serving(&self) -> usize;
+    /// The status line that SIGUSR1 asks for.
+    fn status(&self) -> Status;
+}
+
+/// The master socket, the wake pipe, and what accepting has run into.
+pub struct Acceptor {
+    msock: Option<TcpListener>,
+    wake: WakePipe,
+    limit: Limit,
+    accepting: Trouble,
+    /// Out of descriptors or memory: no accept until then.
+    paused_until: Option<Instant>,
+    /// Connections accepted (the `accepted=` of the summary).
+    accepted: u64,
+    /// The error that stopped the server, if one did: it stops as for
+    /// SIGTERM, and the error is returned once the clients are let go.
+    error: Option<anyhow::Error>,
+}
+
+impl Acceptor {
+    /// What every model does first: the master socket, the wake pipe and
+    /// the signal handlers, then the first log line, which says the server
+    /// is ready (the tests and the benchmark wait for it).
+    pub fn listen(config: &Config) -> Result<Acceptor> {
+        let msock = msock::passive_tcp(&config.listen)?;
+        let wake = WakePipe::new()?;
+        if config.model.forks && config.reaper {
+            reaper::install()?;
+        }
+        if config.terminate_handler {
+            signals::install_terminate_handlers()?;
+        }
+        signals::install_status_handler()?;
+        if !config.model.forks {
+            // One process serves every client: SIGPIPE applies to it.
+            signals::apply_sigpipe_mode(config.sigpipe)?;
+        }
+        ensure_a_descriptor_is_left(&msock)?;
+        notice!("listening on {}", msock.local_addr()?);
+        if config.model.name != "fork" {
+            event!("mode {}", config.model.name);
+        }
+        let limit = Limit { max: config.max_children, logged: false };
+        Ok(Acceptor {
+            msock: Some(msock),
+            wake,
+            limit,
+            accepting: Trouble::default(),
+            paused_until: None,
+            accepted: 0,
+            error: None,
+        })
+    }
+
+    /// The master socket (while it is open).
+    pub fn msock(&self) -> Option<&TcpListener> {
+        self.msock.as_ref()
+    }
+
+    /// The read end of the wake pipe, for a model that polls it itself.
+    pub fn wake(&self) -> &WakePipe {
+        &self.wake
+    }
+
+    /// Waits for the next client and accepts it, looking on the way at what
+    /// the signal handlers left: finished clients, SIGUSR1, the stop. None
+    /// when the server must stop (a stop signal, or an error, kept for
+    /// [`Acceptor::finish`]).
+    ///
+    /// A client already waiting is accepted at once; only when nobody
+    /// waits does the loop sleep in poll(2), so a busy server makes no
+    /// needless call.
+    pub fn next_client(&mut self, clients: &mut impl Clients) -> Option<(TcpStream, SocketAddr)> {
+        loop {
+            if let Err(err) = clients.collect() {
+                return self.fail(err);
+            }
+            if let Some(sig) = signals::terminate_requested() {
+                event!("{sig} received: no more connections");
+                return None;
+            }
+            if signals::status_requested() {
+                notice!("{}", self.counted(clients.status()));
+            }
+            let slept = match self.try_accept(clients.serving()) {
+                Ok(Some(client)) => return Some(client),
+                // Full, or out of resources: a client's end or the pause
+                // wakes us; nobody waiting: a client or a signal does.
+                Ok(None) if self.accepting_now(clients.serving()) => self.sleep(true, PollTimeout::NONE),
+                Ok(None) => self.sleep(false, self.pause_left()),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = slept {
+                return self.fail(err);
+            }
+        }
+    }
+
+    /// Accepts one client if one waits and the limit and resources allow
+    /// (msock is non-blocking): for the poll server, which sleeps in its
+    /// own poll.
+    pub fn try_accept(&mut self, serving: usize) -> Result<Option<(TcpStream, SocketAddr)>> {
+        if !self.accepting_now(serving) {
+            return Ok(None);
+        }
+        let Some(msock) = &self.msock else { return Ok(None) };
+        match accept(msock) {
+            Accepted::Client(sock, addr) => {
+                self.accepting.over("accept");
+                self.accepted += 1;
+                Ok(Some((sock, addr)))
+            }
+            Accepted::Nobody => Ok(None),
+            Accepted::OutOfResources(err) => {
+                // The client waits in the queue meanwhile.
+                self.accepting.failed(&format!("accept: {err}"));
+                self.paused_until = Some(Instant::now() + BACK_OFF);
+                Ok(None)
+            }
+            Accepted::Failed(err) => Err(anyhow::Error::new(err).context("accept")),
+        }
+    }
+
+    /// Whether accept may be tried now: msock open, under the limit, and
+    /// no pause after running out of resources.
+    pub fn accepting_now(&mut self, serving: usize) -> bool {
+        let paused = self.paused_until.is_some_and(|until| until > Instant::now());
+        self.msock.is_some() && !paused && !self.limit.reached(serving)
+    }
+
+    /// What is left of the pause after running out of resources (none: no wait).
+    pub fn pause_left(&self) -> PollTimeout {
+        match self.paused_until.map(|until| until.saturating_duration_since(Instant::now())) {
+            Some(left) if !left.is_zero() => timeout_for(left),
+            _ => PollTimeout::NONE,
+        }
+    }
+
+    /// Sleeps until a signal handler writes to the wake pipe, a client
+    /// waits on msock (with `for_client`), or `timeout` passes.
+    pub fn sleep(&self, for_client: bool, timeout: PollTimeout) -> Result<()> {
+        let listening = self.msock.as_ref().filter(|_| for_client).map(|msock| msock.as_fd());
+        let mut fds = [
+            PollFd::new(self.wake.read_end(), PollFlags::POLLIN),
+            PollFd::new(listening.unwrap_or(self.wake.read_end()), PollFlags::POLLIN),
+        ];
+        let watched = if listening.is_some() { 2 } else { 1 };
+        match poll(&mut fds[..watched], timeout) {
+            Ok(_) | Err(Errno::EINTR) => {} // EINTR: a handler ran; the caller looks at what it left
+            Err(errno) => return Err(errno).context("poll"),
+        }
+        if fds[0].revents().is_some_and(|events| !events.is_empty()) {
+            self.wake.drain();
+        }
+        Ok(())
+    }
+
+    /// Sleeps until a signal handler writes to the wake pipe, or until `deadline`.
+    pub fn sleep_until(&self, deadline: Option<Instant>) -> Result<()> {
+        let timeout =
+            deadline.map_or(PollTimeout::NONE, |d| timeout_for(d.saturating_duration_since(Instant::now())));
+        self.sleep(false, timeout)
+    }
+
+    /// After a failure for lack of resources (fork, a thread): logs it
+    /// (see [`Trouble`]) and pauses [`BACK_OFF`], a signal still waking us.
+    pub fn back_off(&mut self, trouble: &mut Trouble, what: impl Display) {
+        trouble.failed(&what.to_string());
+        if let Err(err) = self.sleep(false, timeout_for(BACK_OFF)) {
+            self.fail::<()>(err);
+        }
+    }
+
+    /// Closes msock: no more clients (the first step of every shutdown).
+    pub fn close_msock(&mut self) {
+        if let Some(msock) = self.msock.take() {
+            close("msock", msock);
+        }
+    }
+
+    /// The child's side of a fork: this process is a child now (its own
+    /// log tag, its signals), without the parent's wake pipe. Returns
+    /// msock, which the child must close (or, broken on purpose, keep).
+    pub fn into_child(mut self, config: &Config) -> TcpListener {
+        let msock = self.msock.take().expect("msock is open while the server accepts");
+        child::become_child(self.wake, config.sigpipe);
+        msock
+    }
+
+    /// A status line, with the connections accepted here added in.
+    pub fn counted(&self, mut status: Status) -> Status {
+        status.counts.accepted += self.accepted;
+        status
+    }
+
+    /// The last line of a graceful shutdown, with the connections accepted
+    /// here added in; then the server's result: the summary, or the error
+    /// that stopped it.
+    pub fn finish(self, mut summary: Summary) -> Result<Summary> {
+        summary.accepted += self.accepted;
+        summary.log();
+        match self.error {
+            Some(err) => Err(err),
+            None => Ok(summary),
+        }
+    }
+
+    /// An error stops the server as a stop signal would: it is kept, and
+    /// the threads see a stop.
+    fn fail<T>(&mut self, err: anyhow::Error) -> Option<T> {
+        notice!("{err:#}: stopping");
+        signals::request_stop();
+        self.error.get_or_insert(err);
+        None
+    }
+}
+
+/// Refuses to start a server that could never accept a client: one whose
+/// descriptor limit (`ulimit -n`, `prlimit --nofile`) is used up by what it
+/// opened to start (stdin, stdout, stderr, msock, the wake pipe). It would
+/// say "listening" and then fail every accept with EMFILE, for ever.
+fn ensure_a_descriptor_is_left(msock: &TcpListener) -> Result<()> {
+    match msock.try_clone() {
+        Ok(probe) => {
+            drop(probe);
+            Ok(())
+        }
+        Err(err) if err.raw_os_error() == Some(libc::EMFILE) => {
+            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map_or("?".to_string(), |(soft, _)| soft.to_string());
+            anyhow::bail!(
+                "cannot serve: every descriptor the limit allows (ulimit -n: {limit}) is in use before the \
+                 first client; raise the limit"
+            )
+        }
+        Err(err) => Err(anyhow::Error::new(err).context("dup msock")),
+    }
+}
+
+/// What accept found.
+pub enum Accepted {
+    /// A client, with its address.
+    Client(TcpStream, SocketAddr),
+    /// Nobody waiting, or a client that gave up before we got to it
+    /// (ECONNABORTED), or a signal (EINTR): try again later.
+    Nobody,
+    /// Out of descriptors or memory: the client waits in the queue.
+    OutOfResources(std::io::Error),
+    /// Anything else (EINVAL: msock was shut down).
+    Failed(std::io::Error),
+}
+
+/// Takes the next connection from msock's queue, and sorts its errors
+/// into those to try again after, those to pause after, and the others
+/// (Stevens' `Accept` wrapper does the same).
+pub fn accept(msock: &TcpListener) -> Accepted {
+    match msock.accept() {
+        Ok((sock, addr)) => Accepted::Client(sock, addr),
+        Err(err) => match err.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::EAGAIN | Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => Accepted::Nobody,
+            Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
+                Accepted::OutOfResources(err)
+            }
+            _ => Accepted::Failed(err),
+        },
+    }
+}
+
+/// `--max-children`: at most this many clients served at once. At the
+/// limit the server stops accepting (and does not fork); the first time,
+/// it says so, and not again, so that a flood at the limit does not
+/// flood the log too.
+#[derive(Debug)]
+pub struct Limit {
+    max: usize,
+    logged: bool,
+}
+
+impl Limit {
+    /// Whether `serving` clients are as many as allowed.
+    pub fn reached(&mut self, serving: usize) -> bool {
+        let full = serving >= self.max;
+        if full && !self.logged {
+            notice!("max-children {} reached: not accepting until a client is done (logged once)", self.max);
+            self.logged = true;
+        }
+        full
+    }
+}
+
+/// How long to pause after running out of descriptors, memory or
+/// processes, before trying again.
+pub const BACK_OFF: Duration = Duration::from_millis(100);
+
+/// How often a failure that goes on is summed up in the log.
+const TROUBLE_REPORT: Duration = Duration::from_secs(10);
+
+/// A failure for lack of resources that may repeat ten times a second
+/// while it lasts (accept with no descriptor left, fork with no process
+/// left): the first one is logged, the next ones are counted and summed
+/// up at most every 10 s, and the end of the trouble is logged with the
+/// count. The log says what happens without drowning in it.
+#[derive(Debug, Default)]
+pub struct Trouble {
+    since: Option<Instant>,
+    reported: Option<Instant>,
+    count: u64,
+}
+
+impl Trouble {
+    /// Notes one more failure, described by `what` ("accept: Too many open files").
+    pub fn failed(&mut self, what: &str) {
+        let now = Instant::now();
+        self.count += 1;
+        match (self.since, self.reported) {
+            (None, _) => {
+                self.since = Some(now);
+                self.reported = Some(now);
+                notice!(
+                    "{what}; pausing {} ms before each new try (repeats are counted, not logged)",
+                    BACK_OFF.as_millis()
+                );
+            }
+            (Some(since), Some(reported)) if now - reported >= TROUBLE_REPORT => {
+                self.reported = Some(now);
+                notice!("{what}: still failing, {} times in {} s", self.count, (now - since).as_secs());
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes that `what` ("accept") worked: logs the end of a trouble, if any.
+    pub fn over(&mut self, what: &str) {
+        if let Some(since) = self.since.take() {
+            notice!(
+                "{what} works again, after {} failures in {:.1} s",
+                self.count,
+                since.elapsed().as_secs_f64()
+            );
+            self.count = 0;
+            self.reported = None;
+        }
+    }
+}
+
+/// A poll(2) timeout for what is left of `duration`, rounded up so that a
+/// wait never ends a little early and spins.
+pub fn timeout_for(duration: Duration) -> PollTimeout {
+    let millis = duration.as_nanos().div_ceil(1_000_000);
+    PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+}
