@@ -4,20 +4,26 @@
 CARGO ?= cargo
 PORT ?= 8000
 BINARIES := TCPechod TCPecho echobench
+# Docker's compose: the plugin (docker compose) where it is installed, else
+# the separate program (docker-compose, as Debian ships it).
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: all build run test stress lint bench clean
+.PHONY: static docker-image docker-compose-up docker-compose-logs docker-compose-down
 
 all: build
 
-# TCPechod is then linked again, statically: a process with fewer mappings
-# forks and exits faster, which is what a fork server does all day (see
-# bench/RESULTS.md). If static linking is not possible here, the dynamic
-# TCPechod stays. (The clients stay dynamic: resolving host names needs the
-# C library's shared modules.)
+# TCPechod and TCPecho are then linked again, statically: a process with
+# fewer mappings forks and exits faster, which is what a fork server does
+# all day (see bench/RESULTS.md), and a static binary runs in an image that
+# holds nothing else (Dockerfile). If static linking is not possible here,
+# the dynamic ones stay.
 build:
 	$(CARGO) build --release --workspace --bins
-	$(CARGO) rustc --release --bin TCPechod -- -C target-feature=+crt-static \
-	    || echo "make: could not link TCPechod statically; using the dynamic one"
+	for binary in TCPechod TCPecho; do \
+	    $(CARGO) rustc --release --bin $$binary -- -C target-feature=+crt-static \
+	        || echo "make: could not link $$binary statically; using the dynamic one"; \
+	done
 	@# Copied under a new name, then renamed over the old one: a ./TCPechod
 	@# that is running (in another terminal) keeps its file, and the copy
 	@# cannot fail with "Text file busy".
@@ -57,6 +63,34 @@ bench: build
 	    || echo "make: no static C library: the static C baseline is skipped"
 	./echobench suite --server ./TCPechod --c-server target/forkechod \
 	    $$(test -x target/forkechod-static && echo --c-static-server target/forkechod-static) --out bench/out
+
+# Statically linked TCPechod and TCPecho, in a target directory of their
+# own (target/static), for the image. (--target: the flag must not reach
+# the build's own helpers, which cannot be static.)
+HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+STATIC := target/static/$(HOST)/release
+static:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release \
+	    --target $(HOST) --target-dir target/static -p tcpechod --bins
+
+# The image of Dockerfile, FROM scratch: the static binaries and the
+# clients' input, copied into target/docker, which is all docker build sees.
+docker-image: static
+	mkdir -p target/docker
+	cp $(STATIC)/TCPechod $(STATIC)/TCPecho target/docker/
+	seq -f "line %g, sent every few hundred milliseconds" 1 100000 > target/docker/lines.txt
+	docker build -t tcpechod -f Dockerfile target/docker
+
+# Seed 001's exercise (compose.yaml): a server and three clients.
+docker-compose-up: docker-image
+	$(COMPOSE) up -d
+
+docker-compose-logs:
+	$(COMPOSE) logs -f
+
+# SIGTERM to every container, and SIGKILL to those still running 1 s later.
+docker-compose-down:
+	$(COMPOSE) down -t 1
 
 clean:
 	rm -f $(BINARIES)

@@ -1,5 +1,5 @@
-//! TCPecho, the echo client: sends its standard input to the server and
-//! writes what comes back to its standard output, byte for byte.
+//! TCPecho, the echo client: sends its standard input (or a file) to the
+//! server and writes what comes back to its standard output, byte for byte.
 //!
 //! The C client of the lab read a line of at most 128 bytes, sent it, and
 //! read it back. Here two threads do the work, so that input of any length
@@ -10,19 +10,36 @@
 //! When the input ends, the client half-closes the connection (shutdown
 //! SHUT_WR: "no more data from me"), waits for the echo still due, and
 //! compares how many bytes came back with how many it sent.
+//!
+//! It ends gracefully on SIGTERM or SIGINT, as the server does: it stops
+//! sending, half-closes, waits up to `--grace` for the echo still due,
+//! closes the socket, and says what it sent, what came back and what it
+//! closed. The main thread never blocks where a signal could not wake it:
+//! it sleeps in poll(2) on the wake pipe (which the handler and the reader
+//! thread write to) beside whatever it waits for (the input, room to send,
+//! the end of an `--interval` or `--hold`).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
-use std::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{send, MsgFlags};
 
 use crate::connect::{self, reason};
 use crate::log::say;
+use crate::notice;
+use crate::server::acceptor::timeout_for;
+use crate::signals::{self, WakePipe};
 
-/// Bytes moved per read of standard input or of the socket.
+/// Bytes moved per read of the input or of the socket.
 const CHUNK: usize = 64 * 1024;
 
 /// What the command line of `TCPecho` decides.
@@ -38,60 +55,352 @@ pub struct Options {
     pub read_back: bool,
     /// Keep the connection open this long after the input ends (`--hold`).
     pub hold: Duration,
+    /// After SIGTERM or SIGINT, how long to wait for the echo still due.
+    pub grace: Duration,
+    /// Read this file instead of standard input (`--input`).
+    pub input: Option<std::path::PathBuf>,
+    /// Try to connect again for this long when it fails (`--retry`: a
+    /// server that is still starting, as in compose.yaml).
+    pub retry: Duration,
 }
 
-/// Connects, sends standard input, prints the echo; an error says what failed.
-pub fn run(opts: &Options) -> Result<()> {
-    let sock = connect::connect_tcp(&opts.host, opts.port)?;
+/// How a run ended, when nothing failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every byte sent came back (or, with `--no-read`, everything was sent).
+    Echoed,
+    /// A stop signal ended the run; `complete`: the echo of everything sent
+    /// came back within the grace period.
+    Stopped { complete: bool },
+}
+
+/// Connects, sends the input, prints the echo; an error says what failed.
+pub fn run(opts: &Options) -> Result<Ended> {
+    let input = Input::open(opts.input.as_deref())?;
+    let wake = WakePipe::new()?;
+    signals::install_client_handlers()?;
+    let Some(sock) = connect(opts, &wake)? else {
+        notice!("stopped while trying to connect: nothing was sent");
+        return Ok(Ended::Stopped { complete: true });
+    };
     let server = sock.peer_addr().context("getpeername")?;
-
-    if !opts.read_back {
-        let sent = Progress::default();
-        send_input(&sock, opts.interval, &sent).map_err(|err| err.explain(server, &sent))?;
-        hold(&sock, server, opts.hold);
-        return Ok(()); // dropping the socket closes it
-    }
-
     let progress = Arc::new(Progress::default());
-    let reader = sock.try_clone().context("dup socket")?;
-    let echo_progress = Arc::clone(&progress);
-    thread::spawn(move || copy_echo(reader, &echo_progress));
+    let reader = match opts.read_back {
+        true => Some(spawn_reader(sock.try_clone().context("dup socket")?, Arc::clone(&progress))?),
+        false => None,
+    };
+    let client = Client { sock, server, wake, progress, opts };
 
-    let sending = send_input(&sock, opts.interval, &progress);
+    let sending = client.send(&input);
     if sending.is_ok() {
-        hold(&sock, server, opts.hold);
-        // Half-close: the server reads end of file, echoes what is left and closes.
-        let _ = sock.shutdown(Shutdown::Write);
+        client.hold();
     }
-    let transfer = progress.wait_for_echo();
-    let (sent, received) = (transfer.sent, transfer.received);
+    // Half-close: the server reads end of file, echoes what is left and closes.
+    let _ = client.sock.shutdown(Shutdown::Write);
+    if let Some(sig) = signals::terminate_requested() {
+        return Ok(client.stop(sig, input, reader));
+    }
+    if reader.is_some() {
+        client.wait_for_echo(None);
+    }
+    if let Some(sig) = signals::terminate_requested() {
+        return Ok(client.stop(sig, input, reader));
+    }
+    client.check(sending)
+}
 
-    if let Some(ReaderEnd::Output(err)) = &transfer.reader_end {
-        bail!("cannot write to standard output: {}", reason(err));
-    }
-    if let Err(err) = sending {
-        // `transfer` holds the lock of `progress`, which explain takes
-        // again: let go of it first, or this thread would wait for itself.
-        drop(transfer);
-        return Err(err.explain(server, &progress));
-    }
-    if received > sent {
-        bail!("server {server} sent {received} bytes back, more than the {sent} it was sent");
-    }
-    match &transfer.reader_end {
-        _ if received == sent => Ok(()),
-        Some(ReaderEnd::Failed(err)) => {
-            bail!("connection to {server} failed after {received} of {sent} bytes: {}", reason(err))
+/// Connects, trying again every 200 ms for `--retry` seconds; None if a
+/// stop signal came first.
+fn connect(opts: &Options, wake: &WakePipe) -> Result<Option<TcpStream>> {
+    let deadline = Instant::now() + opts.retry;
+    loop {
+        match connect::connect_tcp(&opts.host, opts.port) {
+            Ok(sock) => return Ok(Some(sock)),
+            Err(err) if Instant::now() >= deadline => return Err(err),
+            Err(_) => {}
         }
-        _ => bail!("server closed the connection after {received} of {sent} bytes"),
+        let mut fds = [PollFd::new(wake.read_end(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, timeout_for(Duration::from_millis(200)));
+        if signals::terminate_requested().is_some() {
+            return Ok(None);
+        }
     }
 }
 
-/// How far the transfer got, shared by the sending and the reading thread.
+/// The input: standard input, or a file.
+enum Input {
+    Stdin(io::Stdin),
+    File(File),
+}
+
+impl Input {
+    fn open(path: Option<&Path>) -> Result<Input> {
+        match path {
+            None => Ok(Input::Stdin(io::stdin())),
+            Some(path) => {
+                let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+                Ok(Input::File(file))
+            }
+        }
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Input::Stdin(stdin) => stdin.as_fd(),
+            Input::File(file) => file.as_fd(),
+        }
+    }
+
+    /// Reads straight from the descriptor (std's stdin buffer would hide
+    /// input from poll).
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        nix::unistd::read(self.fd(), buf).map_err(io::Error::from)
+    }
+}
+
+/// The connection and what the main thread needs beside it.
+struct Client<'a> {
+    sock: TcpStream,
+    server: SocketAddr,
+    wake: WakePipe,
+    progress: Arc<Progress>,
+    opts: &'a Options,
+}
+
+/// What the main thread waits for in poll, beside the wake pipe.
+enum Event<'a> {
+    /// Only a signal, or the reader thread, or the timeout.
+    Nothing,
+    Readable(BorrowedFd<'a>),
+    Writable(BorrowedFd<'a>),
+}
+
+impl Client<'_> {
+    /// Sleeps in poll(2) until `event`, a byte on the wake pipe (a signal,
+    /// or news from the reader thread), or `timeout`. True when `event` came.
+    fn wait(&self, event: Event<'_>, timeout: PollTimeout) -> io::Result<bool> {
+        let mut fds = vec![PollFd::new(self.wake.read_end(), PollFlags::POLLIN)];
+        match event {
+            Event::Nothing => {}
+            Event::Readable(fd) => fds.push(PollFd::new(fd, PollFlags::POLLIN)),
+            Event::Writable(fd) => fds.push(PollFd::new(fd, PollFlags::POLLOUT)),
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            self.wake.drain();
+        }
+        Ok(fds.get(1).and_then(|fd| fd.revents()).is_some_and(|r| !r.is_empty()))
+    }
+
+    /// `--hold`: keeps the connection open for a while, to look at it with
+    /// `ss -tn` or `netstat -tn`.
+    fn hold(&self) {
+        if self.opts.hold.is_zero() {
+            return;
+        }
+        let (server, secs) = (self.server, self.opts.hold.as_secs());
+        match self.sock.local_addr() {
+            Ok(local) => {
+                say(&format!("TCPecho: holding the connection {local} -> {server} open for {secs} s\n"))
+            }
+            Err(_) => say(&format!("TCPecho: holding the connection to {server} open for {secs} s\n")),
+        }
+        self.sleep(self.opts.hold);
+    }
+
+    /// Sleeps `duration`, cut short by a stop signal (`--interval`, `--hold`).
+    fn sleep(&self, duration: Duration) {
+        let end = Instant::now() + duration;
+        while signals::terminate_requested().is_none() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.wait(Event::Nothing, timeout_for(left)).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Sends the input as it reads it, until it ends or a stop signal
+    /// comes. With an `--interval`, it sends line by line and pauses before
+    /// each line but the first; a line longer than the buffer goes out in
+    /// pieces, so memory stays constant.
+    fn send(&self, input: &Input) -> Result<(), SendError> {
+        let mut buf = vec![0u8; CHUNK];
+        let (mut at_line_start, mut first) = (true, true);
+        loop {
+            if signals::terminate_requested().is_some() {
+                return Ok(());
+            }
+            let readable =
+                self.wait(Event::Readable(input.fd()), PollTimeout::NONE).map_err(SendError::Input)?;
+            if !readable {
+                continue; // the wake pipe: a signal, or news from the reader
+            }
+            let n = match input.read(&mut buf) {
+                Ok(0) => return Ok(()), // end of input
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(SendError::Input(err)),
+            };
+            let mut data = &buf[..n];
+            while !data.is_empty() {
+                let len = match self.opts.interval.is_zero() {
+                    true => data.len(),
+                    false => data.iter().position(|&b| b == b'\n').map_or(data.len(), |i| i + 1),
+                };
+                if !self.opts.interval.is_zero() && at_line_start && !first {
+                    self.sleep(self.opts.interval);
+                    if signals::terminate_requested().is_some() {
+                        return Ok(()); // the rest of the input is not sent
+                    }
+                }
+                self.send_all(&data[..len])?;
+                at_line_start = data[len - 1] == b'\n';
+                first = false;
+                data = &data[len..];
+            }
+        }
+    }
+
+    /// Sends all of `data`, waiting for room in the socket's buffer in poll.
+    /// A stop signal leaves the rest unsent.
+    fn send_all(&self, mut data: &[u8]) -> Result<(), SendError> {
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        while !data.is_empty() && signals::terminate_requested().is_none() {
+            match send(self.sock.as_raw_fd(), data, flags) {
+                Ok(n) => {
+                    self.progress.update(|t| t.sent += n as u64);
+                    data = &data[n..];
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => {
+                    self.wait(Event::Writable(self.sock.as_fd()), PollTimeout::NONE)
+                        .map_err(SendError::Socket)?;
+                }
+                Err(errno) => return Err(SendError::Socket(errno.into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every byte sent has come back, the reader stopped, or
+    /// `deadline` passed (a stop signal cuts a wait without one short).
+    fn wait_for_echo(&self, deadline: Option<Instant>) {
+        loop {
+            let done = {
+                let t = self.progress.lock();
+                t.received >= t.sent || t.reader_end.is_some()
+            };
+            let stopped = deadline.is_none() && signals::terminate_requested().is_some();
+            if done || stopped {
+                return;
+            }
+            let timeout = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => timeout_for(left),
+                    _ => return,
+                },
+                None => PollTimeout::NONE,
+            };
+            if self.wait(Event::Nothing, timeout).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The graceful end after a stop signal: the echo still due, within the
+    /// grace period; then every resource closed, each said.
+    fn stop(self, sig: nix::sys::signal::Signal, input: Input, reader: Option<JoinHandle<()>>) -> Ended {
+        notice!("{sig} received: no more input is sent");
+        if reader.is_some() {
+            self.wait_for_echo(Some(Instant::now() + self.opts.grace));
+        }
+        let (sent, received) = {
+            let t = self.progress.lock();
+            (t.sent, t.received)
+        };
+        let complete = !self.opts.read_back || received >= sent;
+        match (self.opts.read_back, complete) {
+            (false, _) => notice!("sent {sent} bytes (not reading the echo: --no-read)"),
+            (true, true) => notice!("sent {sent} bytes, and all {received} came back"),
+            (true, false) => notice!(
+                "sent {sent} bytes; {received} came back, {} had not within the grace period of {} s",
+                sent - received,
+                self.opts.grace.as_secs_f64()
+            ),
+        }
+        // Wakes the reader thread out of its read (end of file), then waits
+        // for it: it may still be writing the echo to stdout, and if nobody
+        // reads that, it could be stuck there for ever; so not for long.
+        let _ = self.sock.shutdown(Shutdown::Both);
+        if let Some(reader) = reader {
+            let deadline = Instant::now() + self.opts.grace;
+            while self.progress.lock().reader_end.is_none() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || self.wait(Event::Nothing, timeout_for(left)).is_err() {
+                    break;
+                }
+            }
+            match self.progress.lock().reader_end.is_some() {
+                true => {
+                    let _ = reader.join();
+                    notice!("joined the reader thread");
+                }
+                false => notice!("the reader thread is stuck writing to standard output: not waited for"),
+            }
+        }
+        let fd = self.sock.as_raw_fd();
+        drop(self.sock);
+        notice!("closed the socket (fd {fd})");
+        if let Input::File(file) = input {
+            let fd = file.as_raw_fd();
+            drop(file);
+            notice!("closed the input file (fd {fd})");
+        }
+        let (read_fd, write_fd) = self.wake.fds();
+        drop(self.wake);
+        notice!("closed the wake pipe (fds {read_fd} and {write_fd})");
+        Ended::Stopped { complete }
+    }
+
+    /// After a run that no signal stopped: did every byte come back?
+    fn check(self, sending: Result<(), SendError>) -> Result<Ended> {
+        let transfer = self.progress.lock();
+        let (sent, received) = (transfer.sent, transfer.received);
+        if let Some(ReaderEnd::Output(err)) = &transfer.reader_end {
+            bail!("cannot write to standard output: {}", reason(err));
+        }
+        if let Err(err) = sending {
+            // `transfer` holds the lock of `progress`, which explain takes
+            // again: let go of it first, or this thread would wait for itself.
+            drop(transfer);
+            return Err(err.explain(self.server, &self.progress));
+        }
+        if !self.opts.read_back {
+            return Ok(Ended::Echoed);
+        }
+        if received > sent {
+            bail!("server {} sent {received} bytes back, more than the {sent} it was sent", self.server);
+        }
+        match &transfer.reader_end {
+            _ if received == sent => Ok(Ended::Echoed),
+            Some(ReaderEnd::Failed(err)) => {
+                bail!(
+                    "connection to {} failed after {received} of {sent} bytes: {}",
+                    self.server,
+                    reason(err)
+                )
+            }
+            _ => bail!("server closed the connection after {received} of {sent} bytes"),
+        }
+    }
+}
+
+/// How far the transfer got, shared by the main and the reading thread.
 #[derive(Default)]
 struct Progress {
     transfer: Mutex<Transfer>,
-    changed: Condvar,
 }
 
 #[derive(Default)]
@@ -117,18 +426,10 @@ impl Progress {
         self.transfer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Changes the counts, and wakes the main thread to look at them.
     fn update(&self, change: impl FnOnce(&mut Transfer)) {
         change(&mut self.lock());
-        self.changed.notify_all();
-    }
-
-    /// Blocks until every byte sent has come back or the reader stopped.
-    fn wait_for_echo(&self) -> MutexGuard<'_, Transfer> {
-        let mut transfer = self.lock();
-        while transfer.received < transfer.sent && transfer.reader_end.is_none() {
-            transfer = self.changed.wait(transfer).unwrap_or_else(PoisonError::into_inner);
-        }
-        transfer
+        signals::wake_main_loop();
     }
 }
 
@@ -142,7 +443,12 @@ impl SendError {
     fn explain(self, server: SocketAddr, progress: &Progress) -> anyhow::Error {
         let transfer = progress.lock();
         match self {
-            SendError::Input(err) => anyhow::anyhow!("cannot read standard input: {}", reason(&err)),
+            SendError::Input(err) => anyhow::anyhow!("cannot read the input: {}", reason(&err)),
+            SendError::Socket(_) if matches!(transfer.reader_end, Some(ReaderEnd::Closed)) => anyhow::anyhow!(
+                "server {server} closed the connection after echoing {} of the {} bytes sent; the rest of the input was not sent",
+                transfer.received,
+                transfer.sent
+            ),
             SendError::Socket(err) => anyhow::anyhow!(
                 "cannot send to {server} after {} bytes: {} (the server closed the connection; {} bytes came back)",
                 transfer.sent,
@@ -153,79 +459,34 @@ impl SendError {
     }
 }
 
-/// Sends standard input to the server as it reads it. With an `interval`,
-/// it sends line by line and pauses before each line but the first; a line
-/// longer than the buffer goes out in pieces, so memory stays constant.
-fn send_input(sock: &TcpStream, interval: Duration, progress: &Progress) -> Result<(), SendError> {
-    let mut input = BufReader::with_capacity(CHUNK, io::stdin().lock());
-    let mut sock = sock;
-    let mut at_line_start = true;
-    let mut first = true;
-    loop {
-        let buf = match input.fill_buf() {
-            Ok([]) => return Ok(()), // end of input
-            Ok(buf) => buf,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(SendError::Input(err)),
-        };
-        let len = match interval.is_zero() {
-            true => buf.len(),
-            false => buf.iter().position(|&b| b == b'\n').map_or(buf.len(), |i| i + 1),
-        };
-        if !interval.is_zero() && at_line_start && !first {
-            thread::sleep(interval);
-        }
-        sock.write_all(&buf[..len]).map_err(SendError::Socket)?;
-        at_line_start = buf[len - 1] == b'\n';
-        first = false;
-        input.consume(len);
-        progress.update(|t| t.sent += len as u64);
-    }
-}
-
 /// The reading thread: copies the echo from the socket to standard output.
-fn copy_echo(mut sock: TcpStream, progress: &Progress) {
-    let mut buf = vec![0u8; CHUNK];
-    let mut out = io::stdout().lock();
-    let end = loop {
-        match sock.read(&mut buf) {
-            Ok(0) => {
-                // The server closed its side and will echo nothing more: stop
-                // sending too (our FIN), so that a server waiting for it can
-                // close. A send still going on then fails, and says so.
-                let _ = sock.shutdown(Shutdown::Write);
-                break ReaderEnd::Closed;
-            }
-            Ok(n) => {
-                if let Err(err) = out.write_all(&buf[..n]).and_then(|()| out.flush()) {
-                    // Nobody reads our output: stop the sender too, or it
-                    // would block forever on an echo nobody drains.
-                    let _ = sock.shutdown(Shutdown::Both);
-                    break ReaderEnd::Output(err);
+fn spawn_reader(mut sock: TcpStream, progress: Arc<Progress>) -> Result<JoinHandle<()>> {
+    let reader = move || {
+        let mut buf = vec![0u8; CHUNK];
+        let mut out = io::stdout().lock();
+        let end = loop {
+            match sock.read(&mut buf) {
+                Ok(0) => {
+                    // The server closed its side and will echo nothing more:
+                    // stop sending too (our FIN), so that a server waiting for
+                    // it can close. A send still going on then fails, and says so.
+                    let _ = sock.shutdown(Shutdown::Write);
+                    break ReaderEnd::Closed;
                 }
-                progress.update(|t| t.received += n as u64);
+                Ok(n) => {
+                    if let Err(err) = out.write_all(&buf[..n]).and_then(|()| out.flush()) {
+                        // Nobody reads our output: stop the sender too, or it
+                        // would block forever on an echo nobody drains.
+                        let _ = sock.shutdown(Shutdown::Both);
+                        break ReaderEnd::Output(err);
+                    }
+                    progress.update(|t| t.received += n as u64);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => break ReaderEnd::Failed(err),
             }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => break ReaderEnd::Failed(err),
-        }
+        };
+        progress.update(|t| t.reader_end = Some(end));
     };
-    progress.update(|t| t.reader_end = Some(end));
-}
-
-/// `--hold`: keeps the connection open for a while, to look at it with
-/// `ss -tn` or `netstat -tn`.
-fn hold(sock: &TcpStream, server: SocketAddr, hold: Duration) {
-    if hold.is_zero() {
-        return;
-    }
-    match sock.local_addr() {
-        Ok(local) => say(&format!(
-            "TCPecho: holding the connection {local} -> {server} open for {} s\n",
-            hold.as_secs()
-        )),
-        Err(_) => {
-            say(&format!("TCPecho: holding the connection to {server} open for {} s\n", hold.as_secs()))
-        }
-    }
-    thread::sleep(hold);
+    thread::Builder::new().name("reader".into()).spawn(reader).context("start the reader thread")
 }

@@ -26,6 +26,7 @@
 //! | [`shared`] | the counters the children share with the parent |
 //! | [`connect`] | the client side of a connection: resolve and connect (Comer's `connectTCP`) |
 //! | [`client`] | `TCPecho`: send standard input, print the echo |
+//! | [`demos`] | seed 004's experiments: an exit handler (`--atexit`), a library's SIGTERM handler replaced or chained |
 //! | [`cli`] | what the programs do with bad arguments and errors: one line; exit 2 (usage), 1 (failure) or 70 (a bug) |
 //!
 //! The benchmark, `echobench`, is a crate of its own beside the lab (`bench/`).
@@ -34,6 +35,7 @@ pub mod child;
 pub mod cli;
 pub mod client;
 pub mod connect;
+pub mod demos;
 pub mod echo;
 pub mod log;
 pub mod msock;

@@ -1,7 +1,8 @@
 //! The server's log: one line per event on stderr, `[parent PID] ...`,
 //! `[child PID] ...` or, in the threaded server, `[thread TID] ...` (the
 //! kernel's thread ID, as `ps -L` shows it), so that `ps` and the log can
-//! be read side by side.
+//! be read side by side. TCPecho logs its graceful end the same way, as
+//! `[client PID] ...`.
 //!
 //! Every line is formatted into one buffer and handed to the kernel in a
 //! single `write(2)`. Parent and children share the same stderr, and a write
@@ -38,6 +39,7 @@ use crate::shared::{self, Counters};
 use crate::signals;
 
 static IS_CHILD: AtomicBool = AtomicBool::new(false);
+static IS_CLIENT: AtomicBool = AtomicBool::new(false);
 static PID: AtomicI32 = AtomicI32::new(0);
 static QUIET: AtomicBool = AtomicBool::new(false);
 
@@ -105,6 +107,13 @@ pub fn dropped() -> u64 {
     Counters::get(&shared::counters().dropped_log_lines)
 }
 
+/// Starts the log of TCPecho: its lines say `[client PID]`.
+pub fn init_client() {
+    IS_CLIENT.store(true, Ordering::Relaxed);
+    PID.store(std::process::id() as i32, Ordering::Relaxed);
+    prepare_stderr();
+}
+
 /// Called by a freshly forked child: its lines now say `[child PID]`. (The
 /// child asks for its PID only when it has something to log: a child that
 /// logs nothing should not pay for it.)
@@ -140,6 +149,9 @@ pub fn line(always: bool, args: fmt::Arguments) {
     let mut text = match THREAD_ID.with(Cell::get) {
         Some(tid) => format!("[thread {tid}] {args}\n"),
         None if IS_CHILD.load(Ordering::Relaxed) => format!("[child {}] {args}\n", std::process::id()),
+        None if IS_CLIENT.load(Ordering::Relaxed) => {
+            format!("[client {}] {args}\n", PID.load(Ordering::Relaxed))
+        }
         None => format!("[parent {}] {args}\n", PID.load(Ordering::Relaxed)),
     };
     if text.len() > MAX_LINE {

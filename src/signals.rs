@@ -166,7 +166,7 @@ pub fn wake_main_loop() {
 /// Only the first stop signal does this: a second one (Ctrl-C reaches the
 /// children from the terminal, and then the parent sends SIGTERM) must not
 /// cut short the wait for the client's FIN that the first one started.
-extern "C" fn on_terminate(sig: libc::c_int) {
+pub(crate) extern "C" fn on_terminate(sig: libc::c_int) {
     if TERMINATE_SIGNAL.swap(sig, Ordering::SeqCst) != 0 {
         return;
     }
@@ -227,15 +227,43 @@ extern "C" fn count_sigpipe(_sig: libc::c_int) {
 ///
 /// Only one handler per signal exists in a process: installing ours replaces
 /// whatever was there before (a library's included), which is why a program
-/// must own its signal handling in one place.
-pub fn install_terminate_handlers() -> Result<()> {
+/// must own its signal handling in one place. Returns what SIGTERM had
+/// before (see `--library-handler`, in [`crate::demos`]).
+pub fn install_terminate_handlers() -> Result<SigHandler> {
     let handler = SigHandler::Handler(on_terminate);
-    install(Signal::SIGTERM, handler, SaFlags::SA_RESTART)?;
+    let previous = install(Signal::SIGTERM, handler, SaFlags::SA_RESTART)?;
     install(Signal::SIGINT, handler, SaFlags::SA_RESTART)?;
     if matches!(install(Signal::SIGHUP, handler, SaFlags::SA_RESTART)?, SigHandler::SigIgn) {
         install(Signal::SIGHUP, SigHandler::SigIgn, SaFlags::empty())?;
     }
-    Ok(())
+    Ok(previous)
+}
+
+/// The SIGTERM/SIGINT handler of TCPecho. The first signal asks for a
+/// graceful end: it is noted, and the main thread, asleep in poll(2) on
+/// the wake pipe, is woken. A second one ends the client at once, as the
+/// signal's default action would, after one line on stderr (write(2) and
+/// _exit(2) are async-signal-safe; nothing else is called).
+extern "C" fn on_client_stop(sig: libc::c_int) {
+    let saved_errno = Errno::last_raw();
+    if TERMINATE_SIGNAL.swap(sig, Ordering::SeqCst) != 0 {
+        let line = b"TCPecho: a second stop signal: ending at once\n";
+        // SAFETY: write and _exit are async-signal-safe; `line` is a valid
+        // buffer of the length given.
+        unsafe {
+            libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
+            libc::_exit(128 + sig);
+        }
+    }
+    wake_main_loop();
+    Errno::set_raw(saved_errno);
+}
+
+/// Installs TCPecho's SIGTERM and SIGINT handler (see `on_client_stop`).
+pub fn install_client_handlers() -> Result<()> {
+    let handler = SigHandler::Handler(on_client_stop);
+    install(Signal::SIGTERM, handler, SaFlags::SA_RESTART)?;
+    install(Signal::SIGINT, handler, SaFlags::SA_RESTART).map(drop)
 }
 
 /// Installs the parent's SIGUSR1 handler: `kill -USR1 PID` prints a status line.

@@ -56,6 +56,9 @@ fn server_rejects_bad_options() {
         (&["--sigpipe", "loudly", "0"], &["'loudly' for '--sigpipe <MODE>'", "default, ignore, count"]),
         (&["--sigpipe"], &["--sigpipe"]),
         (&["--no-such-option", "0"], &["--no-such-option"]),
+        (&["--library-handler", "twice", "0"], &["'twice' for '--library-handler <MODE>'", "replace, chain"]),
+        (&["--library-handler"], &["--library-handler"]),
+        (&["--atexit=yes", "0"], &["--atexit"]),
     ];
     for (args, words) in cases {
         assert_one_line_error(&server(args), 2, "TCPechod", words);

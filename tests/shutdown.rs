@@ -125,3 +125,51 @@ fn without_the_handler_sigterm_kills_only_the_parent() {
     server.wait_for_exit_of_all();
     assert!(server.lines_with("shutdown:").is_empty());
 }
+
+#[test]
+fn the_exit_handler_runs_after_a_graceful_shutdown_only() {
+    // --atexit: one line from an exit handler, registered with atexit(3).
+    let line = "atexit: the exit handler runs";
+    let mut server = Server::start(&["--atexit"]);
+    let out = server.client(&[], b"served by a child\n"); // children leave with _exit
+    assert!(out.status.success());
+    server.wait_for_line(|l| l.contains("reaped child"));
+    assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0));
+    let ran: Vec<&String> = server.lines_with(line);
+    assert_eq!(ran.len(), 1, "once, in the parent: {:?}", server.log);
+    assert!(ran[0].starts_with(&format!("[parent {}]", server.pid)), "{ran:?}");
+    assert!(server.log.last().unwrap().contains(line), "after the summary: {:?}", server.log);
+
+    for (args, sig) in
+        [(&["--atexit"][..], libc::SIGKILL), (&["--atexit", "--no-sigterm-handler"][..], libc::SIGTERM)]
+    {
+        let mut server = Server::start(args);
+        let status = server.stop_with(sig);
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(sig));
+        assert!(server.lines_with(line).is_empty(), "{args:?}, {sig}: {:?}", server.log);
+    }
+}
+
+#[test]
+fn the_last_handler_installed_wins_unless_it_chains() {
+    let library = "[library] SIGTERM handler: the library cleans up";
+    // replace: the server's handler replaced the library's, which never runs.
+    let mut server = Server::start(&["--library-handler", "replace"]);
+    assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0));
+    assert!(server.lines_with(library).is_empty(), "{:?}", server.log);
+    assert_eq!(server.lines_with("shutdown: ").len(), 1);
+    // chain: the server's handler calls the one it replaced.
+    let mut server = Server::start(&["--library-handler", "chain"]);
+    assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0));
+    assert_eq!(server.lines_with(library).len(), 1, "{:?}", server.log);
+    assert_eq!(server.lines_with("shutdown: ").len(), 1);
+    // Without a handler of the server's, the library's alone runs, and the
+    // server does not stop: SIGKILL ends this one.
+    let mut server = Server::start(&["--library-handler", "chain", "--no-sigterm-handler"]);
+    server.signal(libc::SIGTERM);
+    server.wait_for_line(|l| l.contains(library));
+    let out = server.client(&[], b"still serving\n");
+    assert_eq!(out.stdout, b"still serving\n");
+    let status = server.stop_with(libc::SIGKILL);
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+}

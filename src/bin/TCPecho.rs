@@ -9,21 +9,36 @@
 //! ./TCPecho --hold 30 127.0.0.1 8000 < /dev/null  # an idle connection for ss -tn
 //! ```
 //!
-//! Exit status: 0 when everything sent came back, 1 when something failed
-//! (name resolution, connection, a short echo...), 2 for a bad command line,
-//! 70 for an internal error (a bug).
+//! SIGTERM or SIGINT (Ctrl-C) ends it gracefully: it stops sending,
+//! half-closes, waits up to `--grace` seconds for the echo still due,
+//! closes, and says so on stderr. A second one ends it at once.
+//!
+//! Exit status: 0 when everything sent came back (after a SIGTERM or
+//! SIGINT too, if it came back within `--grace`), 1 when something failed
+//! (name resolution, connection, a short echo...), 2 for a bad command
+//! line, 3 when SIGTERM or SIGINT ended it before all the echo came back,
+//! 128+N when a second signal N ended it at once (130 for SIGINT, 143 for
+//! SIGTERM), 70 for an internal error (a bug).
 
 // The lab's programs are called TCPechod and TCPecho, capitals included.
 #![allow(non_snake_case)]
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tcpechod::client::{self, Options};
-use tcpechod::{cli, port};
+use tcpechod::client::{self, Ended, Options};
+use tcpechod::{cli, log, port};
+
+/// Exit status when a stop signal ended the run before all the echo came back.
+const EXIT_STOPPED_SHORT: u8 = 3;
 
 /// The echo client: sends standard input, prints what comes back.
+///
+/// Exit status: 0 everything sent came back; 1 a failure; 2 a bad command
+/// line; 3 SIGTERM or SIGINT ended it before all the echo came back; 130
+/// or 143 a second SIGINT or SIGTERM ended it at once.
 #[derive(Parser, Debug)]
 #[command(name = "TCPecho", version)]
 struct Args {
@@ -48,6 +63,21 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 0, allow_negative_numbers = true,
           value_parser = cli::whole_number(0, 86_400))]
     hold: u64,
+
+    /// After SIGTERM or SIGINT, wait this many seconds for the echo still due.
+    #[arg(long, value_name = "SECS", default_value_t = 2, allow_negative_numbers = true,
+          value_parser = cli::whole_number(0, 3600))]
+    grace: u64,
+
+    /// Send this file instead of standard input.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+
+    /// If the connection fails, try again for up to this many seconds
+    /// (a server that is still starting).
+    #[arg(long, value_name = "SECS", default_value_t = 0, allow_negative_numbers = true,
+          value_parser = cli::whole_number(0, 3600))]
+    retry: u64,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +92,13 @@ fn run() -> ExitCode {
         interval: Duration::from_millis(args.interval),
         read_back: !args.no_read,
         hold: Duration::from_secs(args.hold),
+        grace: Duration::from_secs(args.grace),
+        input: args.input,
+        retry: Duration::from_secs(args.retry),
     };
-    cli::exit_code("TCPecho", client::run(&options))
+    log::init_client();
+    match client::run(&options) {
+        Ok(Ended::Stopped { complete: false }) => ExitCode::from(EXIT_STOPPED_SHORT),
+        result => cli::exit_code("TCPecho", result.map(drop)),
+    }
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Parser};
+use tcpechod::demos::{self, LibraryHandler};
 use tcpechod::msock::Listen;
 use tcpechod::server::models::{self, MODELS, MODEL_OPTIONS};
 use tcpechod::server::{self, Breakage, Config};
@@ -126,6 +127,16 @@ struct Args {
     /// Log only the first line, errors and the shutdown summary.
     #[arg(short, long)]
     quiet: bool,
+
+    /// Register an exit handler (atexit) that logs one line: see when it
+    /// runs, and when it does not.
+    #[arg(long, help_heading = "Experiments of the talk on SIGTERM")]
+    atexit: bool,
+
+    /// A stand-in library installs a SIGTERM handler before the server's:
+    /// the server's replaces it, or calls it after its own (chain).
+    #[arg(long, value_name = "MODE", value_enum, help_heading = "Experiments of the talk on SIGTERM")]
+    library_handler: Option<LibraryHandler>,
 }
 
 fn parse_address(text: &str) -> Result<IpAddr, String> {
@@ -163,7 +174,16 @@ fn run() -> ExitCode {
         Err(message) => cli::usage_error("TCPechod", &message),
     };
     log::init_parent(args.quiet);
-    cli::exit_code("TCPechod", server::run(&config).map(drop))
+    let experiments = (|| {
+        if args.atexit {
+            demos::register_atexit()?;
+        }
+        if args.library_handler.is_some() {
+            demos::install_library_handler()?;
+        }
+        anyhow::Ok(())
+    })();
+    cli::exit_code("TCPechod", experiments.and_then(|()| server::run(&config).map(drop)))
 }
 
 /// The configuration the command line asks for, once the options given
@@ -194,6 +214,7 @@ fn config(args: &Args, matches: &ArgMatches) -> Result<Config, String> {
         idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
         max_children: args.max_children as usize,
         breakage: Breakage { leak_asock: args.leak_asock, leak_msock: args.leak_msock },
+        library_handler: args.library_handler,
     };
     config.check()?;
     Ok(config)

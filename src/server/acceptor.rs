@@ -23,7 +23,7 @@ use super::summary::{Status, Summary};
 use super::{close, Config};
 use crate::msock;
 use crate::signals::{self, WakePipe};
-use crate::{child, event, notice, reaper};
+use crate::{child, demos, event, notice, reaper};
 
 /// What the acceptor asks of whoever keeps track of the clients being
 /// served: the children of the fork and prefork models, the threads of
@@ -64,7 +64,8 @@ impl Acceptor {
             reaper::install()?;
         }
         if config.terminate_handler {
-            signals::install_terminate_handlers()?;
+            let replaced = signals::install_terminate_handlers()?;
+            demos::after_server_handlers(replaced, config.library_handler)?;
         }
         signals::install_status_handler()?;
         if !config.model.forks {

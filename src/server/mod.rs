@@ -48,6 +48,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 pub use self::summary::Summary;
+use crate::demos::LibraryHandler;
 use crate::event;
 use crate::msock::Listen;
 use crate::signals::SigpipeMode;
@@ -106,6 +107,9 @@ pub struct Config {
     pub max_children: usize,
     /// Toggles that break the server on purpose, to show why a line exists.
     pub breakage: Breakage,
+    /// `--library-handler`: how the server's SIGTERM handler treats the one
+    /// a stand-in library installed before it (see [`crate::demos`]).
+    pub library_handler: Option<LibraryHandler>,
 }
 
 impl Config {

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Exercise 8: the server as PID 1, the first process of a PID namespace, as
+# in a container. The kernel does not deliver to PID 1 a signal that PID 1
+# has no handler for: SIGTERM from outside is ignored unless the server
+# catches it. And PID 1 adopts every orphan of its namespace, so it must
+# reap children it never forked. First with unshare (no Docker needed),
+# then, where Docker runs, with docker stop and docker run --init.
+source "$(dirname "$0")/lib.sh"
+
+need_root "creating a PID namespace"
+need_command unshare util-linux
+
+# start_pid1 NAME [OPTIONS...]: TCPechod as PID 1 of a new PID namespace.
+# Sets PID1 to its PID as seen from here (the namespace numbers it 1).
+start_pid1() {
+    local name=$1
+    shift
+    local log="$LAB_OUT/$name.log"
+    printf '$ unshare --pid --fork --mount-proc TCPechod --bind 127.0.0.1 %s%s 2> %s &\n' \
+        "${*:+$* }" "$LAB_PORT" "$log"
+    setsid unshare --pid --fork --mount-proc "$TCPECHOD" --bind 127.0.0.1 "$@" "$LAB_PORT" 2>"$log" &
+    SERVER_PID=$!
+    at_exit "kill -KILL -- -$SERVER_PID"
+    wait_for_line "$log" "listening on"
+    PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$log" | head -n 1)
+    # unshare forked the server: it is unshare's only child.
+    PID1=$(pgrep -P "$SERVER_PID" | head -n 1)
+    explain "server $PID1 (PID 1 in its namespace) listening on port $PORT"
+}
+
+# Whether process $1 is gone (or a zombie waiting for unshare).
+gone() {
+    [ ! -e "/proc/$1" ] || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
+}
+
+say "PID 1 with a SIGTERM handler (the default)"
+start_pid1 09-handler
+run ps -o pid,ppid,stat,args -p "$PID1"
+run kill -TERM "$PID1"
+wait_until "gone $PID1"
+wait "$SERVER_PID" || true
+show_log 09-handler
+look "the log says [parent 1]: inside its namespace the server is PID 1. It has a handler for"
+look "SIGTERM, so the signal is delivered, and the server ends gracefully, with its summary."
+
+say "PID 1 without a SIGTERM handler (--no-sigterm-handler)"
+start_pid1 09-nohandler --no-sigterm-handler
+run kill -TERM "$PID1"
+explain "a moment later, still there:"
+# A second client served shows that the server is alive and well after the signal.
+printf 'still alive?\n' | client
+run ps -o pid,ppid,stat,args -p "$PID1"
+run kill -KILL "$PID1"
+wait_until "gone $PID1"
+wait "$SERVER_PID" || true
+explain "SIGKILL ended it: no summary in its log"
+show_log 09-nohandler
+look "the same SIGTERM that kills an ordinary process without a handler did nothing: the kernel"
+look "does not deliver to PID 1 a signal it has no handler for (only SIGKILL and SIGSTOP, from"
+look "outside the namespace, get through). This is why 'docker stop' waits for its timeout and then"
+look "sends SIGKILL to a container whose first process ignores SIGTERM."
+
+for reaper in with without; do
+    if [ $reaper = with ]; then
+        say "PID 1 adopts an orphan, and reaps it (the reaper)"
+        start_pid1 09-orphan-$reaper
+    else
+        say "PID 1 adopts an orphan, without the reaper (--no-reaper)"
+        start_pid1 09-orphan-$reaper --no-reaper
+    fi
+    explain "a shell enters the namespace, starts 'sleep 600' in the background and exits:"
+    printf '$ nsenter --target %s --pid --mount sh -c '"'"'sleep 600 & echo $!'"'"'\n' "$PID1"
+    nsenter --target "$PID1" --pid --mount sh -c 'sleep 600 >/dev/null 2>&1 & echo $!' > "$LAB_OUT/09-orphan.pid"
+    inner=$(cat "$LAB_OUT/09-orphan.pid")
+    orphan=$(pgrep -P "$PID1" -x sleep | head -n 1)
+    explain "sleep is PID $inner in the namespace, $orphan here; its parent, the shell, is gone:"
+    run ps -o pid,ppid,stat,args -p "$PID1,$orphan"
+    run kill -TERM "$orphan"
+    if [ $reaper = with ]; then
+        wait_for_line "$LAB_OUT/09-orphan-$reaper.log" "reaped child $inner"
+    else
+        wait_until "[ \"\$(ps -o stat= -p $orphan | cut -c1)\" = Z ]"
+    fi
+    run ps -o pid,ppid,stat,args -p "$PID1,$orphan"
+    run kill -TERM "$PID1"
+    wait_until "gone $PID1"
+    wait "$SERVER_PID" || true
+    show_log 09-orphan-$reaper
+done
+look "the orphan's PPID became PID 1 of its namespace, the server, which never forked it. With"
+look "the reaper, its SIGCHLD handler collected it as it collects its own children ('reaped child'):"
+look "waitpid(-1, ...) takes any child. Without it the orphan stays a zombie (Z) until the shutdown"
+look "installs the reaper. A PID 1 that neither handles SIGTERM nor reaps is why 'docker run --init'"
+look "exists: it puts a small init (tini) first, which forwards signals and reaps."
+
+if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
+    say "The same with Docker: skipped"
+    explain "(Docker is not running here: start it, and run make docker-image, to see this part)"
+    exit 0
+fi
+
+say "The same with Docker: docker stop -t 1, timed"
+# quietly COMMAND...: shows the command and runs it, without its output.
+quietly() {
+    printf '$ %s\n' "$*"
+    "$@" >/dev/null
+}
+if ! docker image inspect tcpechod >/dev/null 2>&1; then
+    quietly make -s -C "$ROOT" docker-image
+fi
+for variant in handler nohandler init; do
+    name=tcpechod-lab09-$variant-$$
+    case $variant in
+        handler) args=(docker run -d --name "$name" tcpechod) ;;
+        nohandler) args=(docker run -d --name "$name" tcpechod --no-sigterm-handler 8000) ;;
+        init) args=(docker run -d --init --name "$name" tcpechod --no-sigterm-handler 8000) ;;
+    esac
+    at_exit "docker rm -f $name"
+    quietly "${args[@]}"
+    wait_until "docker logs $name 2>&1 | grep -q 'listening on'"
+    start=$(now_ms)
+    quietly docker stop -t 1 "$name"
+    explain "docker stop took $(($(now_ms) - start)) ms; exit status $(docker inspect -f '{{.State.ExitCode}}' "$name")"
+    docker logs "$name" 2>&1 | tail -n 3 | sed 's/^/    /'
+    docker rm -f "$name" >/dev/null
+done
+look "with the handler, docker stop sends SIGTERM and the server ends at once: exit status 0 and its"
+look "summary. Without it, SIGTERM to PID 1 is ignored: docker stop waits its 1 s and sends SIGKILL,"
+look "exit status 137 (128 + 9), no summary. With --init, tini is PID 1 and the server is not: tini"
+look "forwards SIGTERM, whose default action ends the server at once, exit status 143 (128 + 15)."
