@@ -49,10 +49,14 @@ test:
 stress:
 	$(CARGO) test --release --test stress --test faults --test hostile_arguments
 
-# The code's own gates, as CI runs them.
+# The code's own gates, as CI runs them: the workspace, and the student's
+# crate (labs/student, a crate of its own), both of its versions.
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd labs/student && $(CARGO) fmt --check
+	cd labs/student && $(CARGO) clippy --all-targets -- -D warnings
+	cd labs/student && $(CARGO) clippy --all-targets --no-default-features -- -D warnings
 
 # The benchmark: every server model, the C baseline (and socat, if
 # installed), into bench/out/RESULTS.md and bench/out/rate.svg, beside the

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Exercise 2, "from other machines", on one laptop: three network
+# Going further: exercise 2 "from other machines", on one laptop: three network
 # namespaces (a server host and two client hosts) joined by veth pairs, the
 # server in one, a client in each of the others, tcpdump in between.
 source "$(dirname "$0")/lib.sh"
 
-need_root "creating network namespaces"
+need_root "creating network namespaces" "crear espacios de nombres de red"
 need_command ip iproute2
 
 # Namespace names carry our PID, so that two runs never collide.
@@ -12,8 +12,10 @@ srv=lab-srv-$$
 cli1=lab-cli1-$$
 cli2=lab-cli2-$$
 
-say "Three hosts: $srv (the server) and two clients, each on its own link"
-explain "$cli1 10.80.1.2 <--veth--> 10.80.1.1 $srv 10.80.2.1 <--veth--> 10.80.2.2 $cli2"
+say "Three hosts: $srv (the server) and two clients, each on its own link" \
+    "Tres máquinas: $srv (el servidor) y dos clientes, cada uno en su propio enlace"
+topology="$cli1 10.80.1.2 <--veth--> 10.80.1.1 $srv 10.80.2.1 <--veth--> 10.80.2.2 $cli2"
+explain "$topology" "$topology"
 for ns in "$srv" "$cli1" "$cli2"; do
     run ip netns add "$ns"
     at_exit "ip netns del $ns"
@@ -32,7 +34,7 @@ link "$cli1" 1
 link "$cli2" 2
 run ip -n "$srv" -brief addr
 
-say "The server listens on every address of its host"
+say "The server listens on every address of its host" "El servidor escucha en todas las direcciones de su máquina"
 NETNS=$srv BIND=0.0.0.0 start_server 02-namespaces-server --delay 200
 
 have_tcpdump=false
@@ -52,10 +54,11 @@ if command -v tcpdump >/dev/null 2>&1; then
         wait_for_line "$LAB_OUT/02-namespaces-link$n.err" "listening on"
     done
 else
-    explain "(tcpdump is not installed: no capture this time; apt-get install tcpdump)"
+    explain "(tcpdump is not installed: no capture this time. On Debian: apt-get install tcpdump)" \
+        "(tcpdump no está instalado: esta vez no hay captura. En Debian: apt-get install tcpdump)"
 fi
 
-say "One client on each client host, at the same time"
+say "One client on each client host, at the same time" "Un cliente en cada máquina cliente, a la vez"
 clients=()
 for n in 1 2; do
     ns=cli$n
@@ -69,13 +72,14 @@ if $have_tcpdump; then
     run kill -INT "${tcpdumps[@]}"
     wait "${tcpdumps[@]}" || true
     for n in 1 2; do
-        say "What crossed link $n (client host $n <-> server host)"
+        say "What crossed link $n (client host $n <-> server host)" \
+            "Lo que ha pasado por el enlace $n (máquina cliente $n <-> máquina servidor)"
         run tcpdump -n -r "$LAB_OUT/02-namespaces-link$n.pcap" 2>/dev/null
     done
-    look "on each link one connection: a handshake from 10.80.x.2 (its own ephemeral port) to 10.80.x.1,"
-    look "the line, its echo 0.2 s later (--delay 200), and the two FINs."
+    look "on each link, one connection: the handshake from 10.80.x.2 (from an ephemeral port of its own) to 10.80.x.1, the line, its echo 0.2 s later (--delay 200), and the two FINs. Compare the mss of the SYNs with the one on lo (exercise 2)." \
+        "en cada enlace, una conexión: el establecimiento desde 10.80.x.2 (desde un puerto efímero propio) hacia 10.80.x.1, la línea, su eco 0,2 s después (--delay 200) y los dos FIN. Compara el mss de los SYN con el de lo (ejercicio 2)."
 fi
 stop_server 02-namespaces-server
 show_log 02-namespaces-server
-look "the server's log names each client by its host's address (10.80.1.2 and 10.80.2.2):"
-look "to the server they are two different machines, as in the lab room."
+look "the server's log names each client by its host's address (10.80.1.2 and 10.80.2.2): to the server they are two different machines, as in the lab room." \
+    "el registro del servidor nombra a cada cliente por la dirección de su máquina (10.80.1.2 y 10.80.2.2): para el servidor son dos máquinas distintas, como en el laboratorio."

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Exercise 5: the same load against a server with the SIGCHLD reaper and
-# against one without it (--no-reaper), with ps before and after.
+# Exercise 5, with the lab's server: the same three clients against a
+# server with the SIGCHLD reaper and against one without it (--no-reaper),
+# with ps before and after, and the status line of SIGUSR1.
 source "$(dirname "$0")/lib.sh"
 
 # Three short clients, one after another.
@@ -12,13 +13,13 @@ three_clients() {
 
 for variant in with without; do
     if [ "$variant" = with ]; then
-        say "A server WITH the reaper"
+        say "A server WITH the reaper" "Un servidor CON reaper"
         start_server 05-$variant
     else
-        say "A server WITHOUT the reaper (--no-reaper)"
+        say "A server WITHOUT the reaper (--no-reaper)" "Un servidor SIN reaper (--no-reaper)"
         start_server 05-$variant --no-reaper
     fi
-    explain "before the clients:"
+    explain "before the clients:" "antes de los clientes:"
     show_processes
     three_clients
     if [ "$variant" = with ]; then
@@ -26,9 +27,9 @@ for variant in with without; do
     else
         wait_until "[ \$(ps -o stat= --ppid $SERVER_PID | grep -c Z) -ge 3 ]"
     fi
-    explain "after the clients closed their connections:"
+    explain "after the clients closed their connections:" "después de que los clientes cerraran sus conexiones:"
     show_processes
-    run ps x | grep -E "PID|$SERVER_PID|defunct" | grep -v grep
+    explain "SIGUSR1 asks the server for a status line:" "SIGUSR1 le pide al servidor una línea de estado:"
     run kill -USR1 "$SERVER_PID"
     wait_for_line "$LAB_OUT/05-$variant.log" "status:"
     grep "status:" "$LAB_OUT/05-$variant.log" | sed 's/^/    /'
@@ -36,8 +37,7 @@ for variant in with without; do
     show_log 05-$variant
 done
 
-look "with the reaper, ps shows only the parent once the clients are done: each child was"
-look "reaped (waitpid in the SIGCHLD handler) as it exited; 'reaped child' lines in the log."
-look "without it, each finished child stays as a zombie (STAT Z, <defunct>): it holds its PID"
-look "and exit status until the parent waits for it. Only the shutdown reaps them here;"
-look "the SIGUSR1 status line counts them (zombies=3)."
+look "with the reaper, ps shows only the parent once the clients are done: the SIGCHLD handler collected each child (waitpid) as it exited, and the log says 'reaped child'." \
+    "con reaper, ps solo muestra al padre cuando los clientes terminan: el manejador de SIGCHLD ha recogido a cada hijo (waitpid) en cuanto terminó, y el registro dice 'reaped child'."
+look "without it, each child that has finished stays as a zombie (STAT Z, <defunct>), holding its PID and its exit status until its parent waits for it. Here only the shutdown collects them; the status line counts them (zombies=3)." \
+    "sin él, cada hijo que ha terminado se queda como zombi (STAT Z, <defunct>), con su PID y su estado de salida, hasta que su padre lo espera. Aquí solo los recoge el cierre; la línea de estado los cuenta (zombies=3)."

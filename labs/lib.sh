@@ -2,10 +2,12 @@
 # run commands, start servers, and clean up after themselves.
 #
 # Every script prints what it does ("==" lines), each command before it runs
-# it ("$" lines), and what to look at (">> LOOK" lines). Servers run in a
-# session of their own (setsid), so that a script can kill a server and all
-# its children at once; whatever a script starts is stopped when it ends,
-# also when it fails or is interrupted with Ctrl-C.
+# it ("$" lines), and what to look at (">> FÍJATE" or ">> LOOK" lines), in
+# Spanish when LC_ALL, LC_MESSAGES or LANG says so, in English otherwise:
+# say, explain and look take the English text, then the Spanish one. Servers
+# run in a session of their own (setsid), so that a script can kill a server
+# and all its children at once; whatever a script starts is stopped when it
+# ends, also when it fails or is interrupted with Ctrl-C.
 #
 # Settings (environment): TCPECHOD, TCPECHO (the binaries; by default the
 # ones `make` puts at the top of the repository, rebuilt first), LAB_OUT (where logs and
@@ -14,6 +16,11 @@
 
 set -euo pipefail
 
+LAB_LANG=en
+case "${LC_ALL:-${LC_MESSAGES:-${LANG:-}}}" in es*) LAB_LANG=es ;; esac
+# t ENGLISH SPANISH: the text in the lab's language.
+t() { if [ "$LAB_LANG" = es ]; then printf '%s' "$2"; else printf '%s' "$1"; fi; }
+
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$LAB_DIR/.." && pwd)
 if [ -z "${TCPECHOD:-}" ] || [ -z "${TCPECHO:-}" ]; then
@@ -21,25 +28,45 @@ if [ -z "${TCPECHOD:-}" ] || [ -z "${TCPECHO:-}" ]; then
     TCPECHOD=$ROOT/TCPechod
     TCPECHO=$ROOT/TCPecho
     if ! build_output=$(make -s -C "$ROOT" build 2>&1); then
-        printf '%s\nmake failed: the lab needs the programs built\n' "$build_output" >&2
+        printf '%s\nmake: %s\n' "$build_output" "$(t "failed: the lab needs the programs built" "falló: la práctica necesita los programas compilados")" >&2
         exit 1
     fi
 fi
+# Where commands are shown: the script's own stderr, even while a
+# command's stderr goes to a file.
+exec {SHOW}>&2
 LAB_OUT=${LAB_OUT:-$LAB_DIR/out}
 LAB_PORT=${LAB_PORT:-0}
 mkdir -p "$LAB_OUT"
 
-say() { printf '\n== %s\n' "$*"; }
-explain() { printf '   %s\n' "$@"; }
-look() { printf '>> LOOK: %s\n' "$*"; }
+# plural N ONE MANY: "1 line", "2 lines".
+plural() { if [ "$1" = 1 ]; then printf '%s %s' "$1" "$2"; else printf '%s %s' "$1" "$3"; fi; }
+# wrap FIRST REST TEXT: TEXT in lines of at most 88 columns, the first one
+# after FIRST, the others after REST.
+wrap() {
+    printf '%s\n' "$3" | fold -s -w $((88 - ${#2})) | {
+        IFS= read -r line
+        printf '%s%s\n' "$1" "${line% }"
+        while IFS= read -r line; do printf '%s%s\n' "$2" "${line% }"; done
+    }
+}
+say() { wrap '== ' '   ' "$(t "$1" "$2")" | sed '1s/^/\n/'; }
+explain() { wrap '   ' '   ' "$(t "$1" "$2")"; }
+look() { wrap ">> $(t LOOK: FÍJATE:) " '   ' "$(t "$1" "$2")"; }
 # Shows a command, then runs it.
 run() {
     printf '$ %s\n' "$*"
     "$@"
 }
+# Shows a command line (quotes, pipes and all, as you would type it), then
+# runs it with the shell.
+run_line() {
+    printf '$ %s\n' "$1"
+    eval "$1"
+}
 # Exit status 77 means "skipped" (the convention of automake and others).
 skip() {
-    printf '\nSKIPPED: %s\n' "$*"
+    printf '\n%s %s\n' "$(t SKIPPED: OMITIDO:)" "$(t "$1" "$2")"
     exit 77
 }
 
@@ -64,7 +91,7 @@ wait_for_line() {
     while ! grep -q -- "$pattern" "$file" 2>/dev/null; do
         tries=$((tries - 1))
         if [ "$tries" -le 0 ]; then
-            echo "timed out waiting for '$pattern' in $file" >&2
+            echo "$(t "timed out waiting for" "se acabó el tiempo esperando") '$pattern' ($file)" >&2
             cat "$file" >&2 || true
             return 1
         fi
@@ -78,12 +105,19 @@ wait_until() {
     until eval "$condition"; do
         tries=$((tries - 1))
         if [ "$tries" -le 0 ]; then
-            echo "timed out waiting for: $condition" >&2
+            echo "$(t "timed out waiting for:" "se acabó el tiempo esperando:") $condition" >&2
             return 1
         fi
         sleep 0.05
     done
 }
+
+# A command that a script starts in the background inherits SIGINT ignored
+# (bash does that without job control); a server started in a terminal
+# does not. env --default-signal (coreutils 8.31 and later) undoes it, so
+# that the servers of the scripts meet SIGINT as yours do.
+DEFAULT_SIGINT=()
+if env --default-signal=INT true 2>/dev/null; then DEFAULT_SIGINT=(env --default-signal=INT); fi
 
 # start_server NAME [OPTIONS...]: starts TCPechod on 127.0.0.1 (or on
 # $BIND), logging to $LAB_OUT/NAME.log, and waits until it listens. Sets
@@ -96,12 +130,12 @@ start_server() {
     local prefix=()
     if [ -n "${NETNS:-}" ]; then prefix=(ip netns exec "$NETNS"); fi
     printf '$ %s\n' "${prefix[*]:+${prefix[*]} }TCPechod --bind ${BIND:-127.0.0.1} ${*:+$* }$LAB_PORT 2> $log &"
-    setsid "${prefix[@]}" "$TCPECHOD" --bind "${BIND:-127.0.0.1}" "$@" "$LAB_PORT" 2>"$log" &
+    setsid "${prefix[@]}" "${DEFAULT_SIGINT[@]}" "$TCPECHOD" --bind "${BIND:-127.0.0.1}" "$@" "$LAB_PORT" 2>"$log" &
     SERVER_PID=$!
     at_exit "kill -KILL -- -$SERVER_PID"
     wait_for_line "$log" "listening on"
     PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$log" | head -n 1)
-    explain "server $SERVER_PID listening on port $PORT"
+    explain "server $SERVER_PID listening on port $PORT" "servidor $SERVER_PID escuchando en el puerto $PORT"
 }
 
 # stop_server NAME [SIGNAL]: sends SIGTERM (or SIGNAL) to the server and
@@ -118,27 +152,30 @@ show_log() {
     sed 's/^/    /' "$LAB_OUT/$1.log"
 }
 
-# The server's processes: the parent and its children (zombies included).
+# The servers' processes, parents and children (zombies included), as
+# exercise 1 shows them: every process of that program, yours too if you
+# run one. $1: more ps columns (wchan:32).
+NAME=$(basename "$TCPECHOD")
 show_processes() {
-    run ps -o pid,ppid,stat,args --sid "$SERVER_PID"
+    run ps -o "pid,ppid,stat,${1:+$1,}args" -C "$NAME"
 }
 
-# The sockets of the server's port.
+# The sockets of the server's port, with their timers (ss -o).
 show_sockets() {
-    run ss -tan "( sport = :$PORT or dport = :$PORT )"
+    run_line "ss -tano \"( sport = :$PORT or dport = :$PORT )\""
 }
 
 # client ARGS...: runs TCPecho against the server, showing the command (on
-# stderr, so that it shows even when the echo goes to a file).
+# the script's stderr, so that it shows even when the echo goes to a file).
 client() {
-    printf '$ TCPecho %s127.0.0.1 %s\n' "${*:+$* }" "$PORT" >&2
+    printf '$ TCPecho %s127.0.0.1 %s\n' "${*:+$* }" "$PORT" >&"$SHOW"
     "$TCPECHO" "$@" 127.0.0.1 "$PORT"
 }
 
 # client_in_background ARGS... < INPUT: like client, in the background;
 # sets CLIENT_PID, and the client is killed when the script ends.
 client_in_background() {
-    printf '$ TCPecho %s127.0.0.1 %s &\n' "${*:+$* }" "$PORT" >&2
+    printf '$ TCPecho %s127.0.0.1 %s &\n' "${*:+$* }" "$PORT" >&"$SHOW"
     # <&0: keep our standard input (a background command would get /dev/null).
     "$TCPECHO" "$@" 127.0.0.1 "$PORT" <&0 &
     CLIENT_PID=$!
@@ -163,9 +200,11 @@ now_ms() {
 }
 
 need_root() {
-    [ "$(id -u)" = 0 ] || skip "this experiment needs root ($1); run it with sudo"
+    [ "$(id -u)" = 0 ] || skip "this experiment needs root ($1): run it as root, or with sudo" \
+        "este experimento necesita root ($2): ejecútalo como root, o con sudo"
 }
 
 need_command() {
-    command -v "$1" >/dev/null 2>&1 || skip "this experiment needs '$1' (on Debian: apt-get install $2)"
+    command -v "$1" >/dev/null 2>&1 || skip "this experiment needs '$1' (on Debian: apt-get install $2)" \
+        "este experimento necesita '$1' (en Debian: apt-get install $2)"
 }

@@ -59,7 +59,8 @@ pub fn passive_tcp(listen_on: &Listen) -> Result<TcpListener> {
     }
 
     let addr = SocketAddr::new(listen_on.addr, listen_on.port);
-    bind(msock.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(|errno| bind_error(addr, errno))?;
+    bind(msock.as_raw_fd(), &SockaddrStorage::from(addr))
+        .map_err(|errno| bind_error(addr, errno, listen_on.reuse_addr))?;
 
     let backlog = Backlog::new(listen_on.backlog)
         .map_err(|_| anyhow!("listen: backlog {} is out of range", listen_on.backlog))?;
@@ -68,11 +69,15 @@ pub fn passive_tcp(listen_on: &Listen) -> Result<TcpListener> {
 }
 
 /// Says why bind failed in the words a student needs.
-fn bind_error(addr: SocketAddr, errno: Errno) -> anyhow::Error {
+fn bind_error(addr: SocketAddr, errno: Errno, reuse_addr: bool) -> anyhow::Error {
+    let port = addr.port();
     let why = match errno {
+        Errno::EADDRINUSE if reuse_addr => {
+            format!("port {port} is already in use (by another server, or by children of an old one)")
+        }
         Errno::EADDRINUSE => format!(
-            "port {} is already in use (by another server, or by children of an old one)",
-            addr.port()
+            "port {port} is already in use: by a server, or, without SO_REUSEADDR (--no-reuseaddr), \
+             by old connections still in TIME_WAIT"
         ),
         Errno::EACCES => "permission denied: ports below 1024 are reserved for root \
              (the lab uses 8000 plus the last three digits of your IP)"

@@ -429,6 +429,29 @@ pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Whether the tests run as root (what some experiments need).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Whether `program` is installed here.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A copy of the student's crate (labs/student, its sources only) at `to`.
+pub fn copy_student_crate(to: &std::path::Path) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/student");
+    fs::create_dir_all(to.join("src/bin")).unwrap();
+    for file in ["Cargo.toml", "Cargo.lock", "Makefile", "rustfmt.toml", "src/main.rs", "src/bin/check.rs"] {
+        fs::copy(from.join(file), to.join(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
+    }
+}
+
 /// Sends a signal to a process (negative `pid`: a process group).
 pub fn signal(pid: i32, sig: i32) {
     let sig = nix::sys::signal::Signal::try_from(sig).expect("a known signal");
