@@ -7,6 +7,7 @@ mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -218,12 +219,19 @@ fn lab_09_pid1() {
     );
 }
 
-/// Starts `script`, waits for `marker` in its output, interrupts it with
-/// SIGINT (Ctrl-C) and checks that it cleaned up.
+/// Starts `script`, waits for `marker` in its output, interrupts it as
+/// Ctrl-C does and checks that it cleaned up.
+///
+/// Ctrl-C sends SIGINT to the whole foreground process group, so the script
+/// runs in a group of its own and the signal goes to that group. Sent to
+/// the shell alone, it can be lost: bash (5.2) drops a SIGINT that arrives
+/// while it waits for a command substitution such as `$(grep ...)` whose
+/// process ends normally; the whole group's SIGINT kills that process too.
 fn interrupt(script: &str, marker: &str) -> (PathBuf, u32) {
     let out = out_dir(&format!("int-{script}"));
     let mut child = KillOnDrop(
         command(script, &out)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -241,7 +249,7 @@ fn interrupt(script: &str, marker: &str) -> (PathBuf, u32) {
         }
     });
     rx.recv_timeout(TIMEOUT).expect("the script got to the marker");
-    signal(child.0.id() as i32, libc::SIGINT);
+    signal(-(child.0.id() as i32), libc::SIGINT);
     let status = wait_until("the script to exit", || child.0.try_wait().unwrap());
     assert_eq!(status.code(), Some(130), "a script interrupted by Ctrl-C exits 130");
     (out, child.0.id())
