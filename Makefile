@@ -59,14 +59,17 @@ lint:
 	cd labs/student && $(CARGO) clippy --all-targets --no-default-features -- -D warnings
 
 # The benchmark: every server model, the C baseline (and socat, if
-# installed), into bench/out/RESULTS.md and bench/out/rate.svg, beside the
-# reference results of bench/RESULTS.md. About 3 minutes.
+# installed), into bench/out/: RESULTS.md and rate.svg (connection rate,
+# throughput, memory; about 3 minutes), then SCALING.md, scale-memory.svg
+# and scale-latency.svg (10 to 10,000 clients at once; about 5 minutes),
+# beside the reference results in bench/.
+C_SERVERS = --c-server target/forkechod $$(test -x target/forkechod-static && echo --c-static-server target/forkechod-static)
 bench: build
 	$(CC) -O2 -Wall -o target/forkechod bench/c/forkechod.c
 	$(CC) -O2 -Wall -static -o target/forkechod-static bench/c/forkechod.c \
 	    || echo "make: no static C library: the static C baseline is skipped"
-	./echobench suite --server ./TCPechod --c-server target/forkechod \
-	    $$(test -x target/forkechod-static && echo --c-static-server target/forkechod-static) --out bench/out
+	./echobench suite --server ./TCPechod $(C_SERVERS) --out bench/out
+	./echobench scale --server ./TCPechod $(C_SERVERS) --out bench/out
 
 # Statically linked TCPechod and TCPecho, in a target directory of their
 # own (target/static), for the image. (--target: the flag must not reach

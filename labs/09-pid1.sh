@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Going further, exercise B: the server as PID 1, the first process of a PID namespace, as
+# Going further, exercise C: the server as PID 1, the first process of a PID namespace, as
 # in a container. The kernel does not deliver to PID 1 a signal that PID 1
 # has no handler for: SIGTERM from outside is ignored unless the server
 # catches it. And PID 1 adopts every orphan of its namespace, so it must

@@ -45,10 +45,10 @@ fn server_rejects_bad_options() {
         (&["--bind", "ff02::1", "0"], &["ff02::1 is a multicast address"]),
         (
             &["--max-children", "0", "0"],
-            &["'0' for '--max-children <N>'", "expected a whole number from 1 to 4096"],
+            &["'0' for '--max-children <N>'", "expected a whole number from 1 to 4194304"],
         ),
-        (&["--max-children", "-3", "0"], &["'-3' for '--max-children <N>'", "from 1 to 4096"]),
-        (&["--max-children", "5000", "0"], &["'5000' for '--max-children <N>'", "from 1 to 4096"]),
+        (&["--max-children", "-3", "0"], &["'-3' for '--max-children <N>'", "from 1 to 4194304"]),
+        (&["--max-children", "5000000", "0"], &["'5000000' for '--max-children <N>'", "from 1 to 4194304"]),
         (&["--backlog", "0", "0"], &["'0' for '--backlog <N>'", "from 1 to 4096"]),
         (&["--grace", "-1", "0"], &["'-1' for '--grace <SECS>'", "from 0 to 3600"]),
         (&["--grace", "99999999999999999999", "0"], &["--grace", "from 0 to 3600"]),

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
@@ -249,6 +249,38 @@ fn too_few_descriptors_to_serve_anyone_is_refused_at_start() {
     let out =
         run_bounded(Command::new("prlimit").args(["--nofile=6:6", SERVER, "--bind", "127.0.0.1", "0"]), b"");
     assert_one_line_error(&out, 1, "TCPechod", &["cannot serve", "ulimit -n: 6"]);
+}
+
+#[test]
+fn the_server_raises_its_descriptor_limit_and_says_when_limits_cap_its_clients() {
+    // A soft limit of 64 under a hard one of 512: the server raises it, and
+    // says that 1,000 clients at once will not fit in 512 descriptors.
+    let mut server = Server::start_with(
+        "prlimit",
+        &["--nofile=64:512", SERVER, "--mode", "poll"],
+        &["--max-children", "1000"],
+    );
+    server.wait_for_line(|l| {
+        l.contains("raised the descriptor limit (ulimit -n) from 64 to the hard limit, 512")
+    });
+    let capped = server.wait_for_line(|l| l.contains("--max-children 1000 is more than this machine allows"));
+    assert!(capped.contains("the descriptor limit (ulimit -n 512) leaves room for about"), "{capped}");
+    let limits = fs::read_to_string(format!("/proc/{}/limits", server.pid)).unwrap();
+    let open_files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    assert_eq!(open_files.split_whitespace().nth(3), Some("512"), "the soft limit is raised: {open_files}");
+    assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0));
+
+    // More children than the kernel has process IDs for: said, in one line.
+    let mut server = Server::start(&["-q", "--max-children", "4194304"]);
+    let capped =
+        server.wait_for_line(|l| l.contains("--max-children 4194304 is more than this machine allows"));
+    assert!(capped.contains("kernel."), "names the kernel's limit: {capped}");
+    assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0));
+
+    // Within the limits, nothing is said.
+    let mut server = Server::start(&["--max-children", "8"]);
+    assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0));
+    assert!(server.lines_with("more than this machine allows").is_empty(), "{:?}", server.log);
 }
 
 #[test]

@@ -8,10 +8,17 @@
 //! - [`memory`]: the memory (PSS) of a server holding idle clients.
 //! - [`suite`]: runs all of them against every server model, the C
 //!   baseline and socat, and writes the report (`make bench`).
+//! - [`scale`]: 10 to 10,000 clients at once, every model: how the cost
+//!   grows (`make bench`).
+//! - [`network`]: a loopback of the benchmark's own, when it can have one.
 
+pub mod chart;
 pub mod memory;
+pub mod network;
 pub mod rate;
 pub mod report;
+pub mod scale;
+pub mod servers;
 pub mod stream;
 pub mod suite;
 
@@ -86,15 +93,6 @@ impl Pattern {
     }
 }
 
-/// The value below which `fraction` of the sorted `values` fall.
-pub fn percentile(sorted: &[u32], fraction: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((sorted.len() as f64 * fraction).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 /// A progress line on stderr: rewritten in place on a terminal, printed
 /// once a second otherwise (so that logs stay readable).
 pub struct Progress {
@@ -146,14 +144,5 @@ mod tests {
         let mut other = vec![0u8; 1000];
         Pattern::new(8).fill(&mut other);
         assert_ne!(whole, other, "seeds give different data");
-    }
-
-    #[test]
-    fn percentiles_pick_from_the_sorted_values() {
-        let values: Vec<u32> = (1..=100).collect();
-        assert_eq!(percentile(&values, 0.5), 50);
-        assert_eq!(percentile(&values, 0.99), 99);
-        assert_eq!(percentile(&values, 1.0), 100);
-        assert_eq!(percentile(&[], 0.5), 0);
     }
 }

@@ -5,6 +5,7 @@
 //! ./echobench stream 127.0.0.1 8000        # long transfers: MB/s
 //! ./echobench memory 127.0.0.1 8000 --pid SERVER_PID
 //! ./echobench suite --server ./TCPechod    # everything, every server model (make bench)
+//! ./echobench scale --server ./TCPechod    # 10 to 10,000 clients at once, every model (make bench)
 //! ```
 //!
 //! Every echo is checked byte for byte. Exit status: 0, or 1 when any
@@ -16,7 +17,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use echobench::{self as bench, memory, rate, report, stream, suite, Progress};
+use echobench::servers::Lineup;
+use echobench::{self as bench, memory, network, rate, report, scale, stream, suite, Progress};
 use tcpechod::{cli, port};
 
 /// Measures an echo server: connection rate, throughput, memory.
@@ -56,21 +58,14 @@ enum Test {
     },
     /// Every test against every server model, the C baseline and socat (make bench).
     Suite {
-        /// The TCPechod binary to measure.
-        #[arg(long, value_name = "PATH", default_value = "./TCPechod")]
-        server: PathBuf,
-        /// The C baseline, built with `cc -O2` (bench/c/forkechod.c).
-        #[arg(long, value_name = "PATH")]
-        c_server: Option<PathBuf>,
-        /// The C baseline built with `cc -O2 -static`.
-        #[arg(long, value_name = "PATH")]
-        c_static_server: Option<PathBuf>,
-        /// A smoke run: one short run of each test.
-        #[arg(long)]
-        quick: bool,
-        /// Write RESULTS.md and rate.svg into this folder.
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        run: Run,
+    },
+    /// 10 to 10,000 clients at once, against every server model, the C
+    /// baseline and socat: time to connect, memory, echo latency (make bench).
+    Scale {
+        #[command(flatten)]
+        run: Run,
     },
     /// Memory (PSS) of the server process PID and its children with idle clients.
     Memory {
@@ -83,6 +78,19 @@ enum Test {
         #[arg(long, short = 'n', default_value_t = 100, value_parser = cli::whole_number(1, 4096))]
         connections: u64,
     },
+}
+
+/// What the suite and the scaling run take.
+#[derive(clap::Args, Debug)]
+struct Run {
+    #[command(flatten)]
+    lineup: Lineup,
+    /// A smoke run, as make test does: fewer, shorter measurements, no socat.
+    #[arg(long)]
+    quick: bool,
+    /// Write the report (RESULTS.md or SCALING.md) and its charts into this folder.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -131,13 +139,29 @@ fn run(test: Test) -> anyhow::Result<()> {
             ));
             check(r.errors, r.mismatches)
         }
-        Test::Suite { server, c_server, c_static_server, quick, out } => {
-            let options = suite::SuiteOptions { server, c_server, c_static_server, quick };
+        Test::Suite { run: Run { lineup, quick, out } } => {
+            let setting = setting();
+            let options = suite::SuiteOptions { lineup, quick };
             let report = suite::run(&options)?;
             bench::out(&report.table());
             if let Some(dir) = out {
-                report.write(&dir, &report::machine())?;
+                report.write(&dir, &setting)?;
                 bench::out(&format!("written: {}\n", dir.join("RESULTS.md").display()));
+            }
+            Ok(())
+        }
+        Test::Scale { run: Run { lineup, quick, out } } => {
+            let setting = setting();
+            let options = scale::ScaleOptions { lineup, quick };
+            let report = scale::run(&options)?;
+            bench::out(&report.markdown(&setting));
+            if let Some(dir) = &out {
+                report.write(dir, &setting)?;
+                bench::out(&format!("written: {}\n", dir.join("SCALING.md").display()));
+            }
+            let failures = report.unexpected_failures();
+            if !failures.is_empty() {
+                bail!("servers that should take the load failed: {}", failures.join("; "));
             }
             Ok(())
         }
@@ -151,6 +175,14 @@ fn run(test: Test) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The machine, and where the connections go (a loopback of our own when
+/// we can have one): the first lines of a report. Called first, before any
+/// thread or server is started, so that they all share that loopback.
+fn setting() -> String {
+    let network = network::own_loopback();
+    format!("{}\n\nNetwork: {network}", report::machine())
 }
 
 fn check(errors: u64, mismatches: u64) -> anyhow::Result<()> {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{percentile, Pattern, Progress};
+use hdrhistogram::Histogram;
+
+use super::{Pattern, Progress};
 
 /// What to run.
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +53,7 @@ pub fn run(addr: SocketAddr, opts: RateOptions, progress: &mut Progress) -> Rate
     let counters = Counters::default();
     let start = Instant::now();
     let deadline = start + opts.duration;
-    let mut latencies: Vec<u32> = thread::scope(|scope| {
+    let latencies: Vec<u32> = thread::scope(|scope| {
         let workers: Vec<_> = (0..opts.concurrency)
             .map(|worker| {
                 let counters = &counters;
@@ -74,14 +76,18 @@ pub fn run(addr: SocketAddr, opts: RateOptions, progress: &mut Progress) -> Rate
     });
     progress.finish();
     let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort_unstable();
+    let mut histogram = latency_histogram();
+    for us in latencies {
+        histogram.saturating_record(u64::from(us));
+    }
     let connections = counters.done.load(Ordering::Relaxed);
+    let us = |value: u64| value.min(u64::from(u32::MAX)) as u32;
     RateResult {
         connections,
         per_second: connections as f64 / elapsed,
-        p50_us: percentile(&latencies, 0.50),
-        p99_us: percentile(&latencies, 0.99),
-        max_us: latencies.last().copied().unwrap_or(0),
+        p50_us: us(histogram.value_at_quantile(0.50)),
+        p99_us: us(histogram.value_at_quantile(0.99)),
+        max_us: us(histogram.max()),
         errors: counters.errors.load(Ordering::Relaxed),
         mismatches: counters.mismatches.load(Ordering::Relaxed),
     }
@@ -133,4 +139,10 @@ fn one_connection(addr: SocketAddr, payload: &[u8], echo: &mut Vec<u8>) -> std::
         Err(err) if err.kind() == ErrorKind::Interrupted => Ok(()),
         Err(err) => Err(err),
     }
+}
+
+/// A histogram of latencies in microseconds, from 1 µs to an hour, with
+/// three significant figures.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }

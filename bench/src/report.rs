@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::chart::{self, Bar};
 use super::memory::MemoryResult;
 use super::rate::{RateOptions, RateResult};
 use super::stream::{StreamOptions, StreamResult};
@@ -218,59 +219,18 @@ impl Report {
     }
 
     /// bench/rate.svg: one bar per server, its median rate, a line for the spread.
-    pub fn svg(&self) -> String {
-        let bar_height = 22.0;
-        let gap = 10.0;
-        let label_width = 190.0;
-        let chart_width = 480.0;
-        let top = 40.0;
-        let max = self.rows.iter().map(|r| r.rate_spread().high).fold(1.0, f64::max);
-        let height = top + self.rows.len() as f64 * (bar_height + gap) + 20.0;
-        let width = label_width + chart_width + 90.0;
-        let x = |value: f64| label_width + value / max * chart_width;
-        let mut svg = String::new();
-        let _ = writeln!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">"#
-        );
-        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{label_width}" y="22" font-weight="bold">Connections per second (median of {}; line: lowest to highest)</text>"#,
-            self.parameters.runs
-        );
-        for (n, row) in self.rows.iter().enumerate() {
-            let y = top + n as f64 * (bar_height + gap);
-            let spread = row.rate_spread();
-            let mid = y + bar_height / 2.0;
-            let _ = writeln!(
-                svg,
-                r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
-                label_width - 8.0,
-                mid + 4.5,
-                escape(&row.name)
-            );
-            let _ = writeln!(
-                svg,
-                r##"<rect x="{label_width}" y="{y}" width="{:.1}" height="{bar_height}" fill="#4a7ab5"/>"##,
-                x(spread.median) - label_width
-            );
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{:.1}" y1="{mid}" x2="{:.1}" y2="{mid}" stroke="black" stroke-width="2"/>"#,
-                x(spread.low),
-                x(spread.high)
-            );
-            let _ = writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{}">{:.0}</text>"#,
-                x(spread.high) + 6.0,
-                mid + 4.5,
-                spread.median
-            );
-        }
-        svg.push_str("</svg>\n");
-        svg
+    pub fn svg(&self) -> Result<String> {
+        let bars: Vec<Bar> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let spread = row.rate_spread();
+                Bar { name: &row.name, median: spread.median, low: spread.low, high: spread.high }
+            })
+            .collect();
+        let title =
+            format!("Connections per second (median of {}; line: lowest to highest)", self.parameters.runs);
+        chart::bars(&title, &bars)
     }
 
     /// Writes RESULTS.md and rate.svg into `dir`.
@@ -280,7 +240,7 @@ impl Report {
         fs::write(&results, self.markdown(machine))
             .with_context(|| format!("write {}", results.display()))?;
         let chart = dir.join("rate.svg");
-        fs::write(&chart, self.svg()).with_context(|| format!("write {}", chart.display()))?;
+        fs::write(&chart, self.svg()?).with_context(|| format!("write {}", chart.display()))?;
         Ok(())
     }
 }
@@ -291,10 +251,6 @@ fn per_child(m: MemoryResult) -> String {
         0 | 1 => "–".to_string(),
         n => format!("{} KiB", m.total_pss_kib.saturating_sub(m.parent_pss_kib) / (n as u64 - 1)),
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// A line about the machine: CPUs, their model, memory, kernel.

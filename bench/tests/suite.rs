@@ -51,6 +51,10 @@ fn the_benchmark_runs_every_model_and_checks_every_echo() {
     }
     let results = std::fs::read_to_string(dir.join("RESULTS.md")).unwrap();
     assert!(results.contains("0 failed connections, 0 wrong echoes"), "{results}");
+    // As root it measures on a loopback of its own, out of reach of the
+    // machine's connection tracking.
+    let own = "Network: a network namespace of its own";
+    assert_eq!(results.contains(own), is_root() && have("ip"), "{results}");
     let chart = std::fs::read_to_string(dir.join("rate.svg")).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("poll"), "a chart with every model");
     let _ = std::fs::remove_dir_all(&dir);
@@ -114,8 +118,13 @@ fn an_interrupted_benchmark_leaves_no_server_behind() {
             .unwrap(),
     );
     let pid = bench.0.id() as i32;
+    // Its children that run the server (not `ip`, which it may run first).
+    let server = std::fs::canonicalize(SERVER).unwrap();
     let servers = wait_until("a server under test", || {
-        let servers = children_of(pid);
+        let servers: Vec<Proc> = children_of(pid)
+            .into_iter()
+            .filter(|p| std::fs::read_link(format!("/proc/{}/exe", p.pid)).is_ok_and(|exe| exe == server))
+            .collect();
         (!servers.is_empty()).then_some(servers)
     });
     signal(pid, libc::SIGINT); // Ctrl-C
@@ -125,4 +134,30 @@ fn an_interrupted_benchmark_leaves_no_server_behind() {
             processes_in_group(server.pid).is_empty().then_some(())
         });
     }
+}
+
+#[test]
+fn the_scaling_run_holds_every_model_s_clients_and_writes_its_report() {
+    server_built();
+    let dir = std::env::temp_dir().join(format!("tcpechod-scale-{}", std::process::id()));
+    let out = run_bounded(
+        Command::new(BENCH).args(["scale", "--quick", "--server", SERVER]).arg("--out").arg(&dir),
+        b"",
+    );
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}\n{report}", stderr_text(&out));
+    let written = std::fs::read_to_string(dir.join("SCALING.md")).unwrap();
+    assert!(written.contains("Linux"), "the report names the kernel:\n{written}");
+    // Every model but the iterative one holds 10 and then 50 clients, with
+    // every echo checked and none failed; the iterative one serves one.
+    let failures = written.split("**Failures: refused / reset / failed**").nth(1).unwrap();
+    for model in modes().filter(|&m| m != "iterative") {
+        assert!(failures.contains(&format!("| {model} | 0 / 0 / 0 | 0 / 0 / 0 |")), "{model}:\n{written}");
+    }
+    assert!(written.contains("- **iterative** stopped at 10 clients: 1 of 10 clients served"), "{written}");
+    for chart in ["scale-memory.svg", "scale-latency.svg"] {
+        let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("poll") && svg.contains("fork"), "{chart}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

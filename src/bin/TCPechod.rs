@@ -30,6 +30,10 @@ use tcpechod::demos::{self, LibraryHandler};
 use tcpechod::msock::Listen;
 use tcpechod::server::models::{self, MODELS, MODEL_OPTIONS};
 use tcpechod::server::{self, Breakage, Config};
+
+/// The most clients `--max-children` and `--workers` take: Linux's
+/// largest kernel.pid_max. What this machine allows is said at start.
+const MOST_CLIENTS: u64 = 4_194_304;
 use tcpechod::signals::SigpipeMode;
 use tcpechod::{cli, echo, log, port};
 
@@ -46,7 +50,8 @@ struct Args {
     mode: String,
 
     /// Children started in advance (prefork) [default: number of CPUs].
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = cli::whole_number(1, 1024))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = cli::whole_number(1, MOST_CLIENTS))]
     workers: Option<u64>,
 
     /// Local address to listen on; `::` listens on IPv6 and IPv4.
@@ -108,7 +113,7 @@ struct Args {
     /// Most clients served at once; at the limit the server stops
     /// accepting (not iterative, which serves one).
     #[arg(long, value_name = "N", default_value_t = 512, allow_negative_numbers = true,
-          value_parser = cli::whole_number(1, 4096))]
+          value_parser = cli::whole_number(1, MOST_CLIENTS))]
     max_children: u64,
 
     /// Broken on purpose: the parent does not close the sockets it accepts (fork).

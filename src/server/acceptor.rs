@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::summary::{Status, Summary};
-use super::{close, Config};
+use super::{capacity, close, Config};
 use crate::msock;
 use crate::signals::{self, WakePipe};
 use crate::{child, demos, event, notice, reaper};
@@ -58,6 +58,7 @@ impl Acceptor {
     /// the signal handlers, then the first log line, which says the server
     /// is ready (the tests and the benchmark wait for it).
     pub fn listen(config: &Config) -> Result<Acceptor> {
+        let raised = capacity::raise_descriptor_limit();
         let msock = msock::passive_tcp(&config.listen)?;
         let wake = WakePipe::new()?;
         if config.model.forks && config.reaper {
@@ -73,9 +74,16 @@ impl Acceptor {
             signals::apply_sigpipe_mode(config.sigpipe)?;
         }
         ensure_a_descriptor_is_left(&msock)?;
+        let capped = capacity::cap_notice(config);
         notice!("listening on {}", msock.local_addr()?);
         if config.model.name != "fork" {
             event!("mode {}", config.model.name);
+        }
+        if let Some((old, new)) = raised {
+            event!("raised the descriptor limit (ulimit -n) from {old} to the hard limit, {new}");
+        }
+        if let Some(capped) = capped {
+            notice!("{capped}");
         }
         let limit = Limit { max: config.max_children, logged: false };
         Ok(Acceptor {

@@ -31,6 +31,7 @@
 //! options check, the benchmark and the tests all read the table.
 
 pub mod acceptor;
+pub mod capacity;
 pub mod children;
 pub mod ending;
 pub mod fork;
@@ -123,6 +124,14 @@ impl Config {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The workers a prefork server starts: `--workers`, or one per CPU
+    /// and no more than `--max-children` (a worker serves one client at a
+    /// time).
+    pub fn prefork_workers(&self) -> usize {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.workers.unwrap_or(cpus.min(self.max_children))
     }
 }
 

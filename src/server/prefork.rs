@@ -38,7 +38,7 @@ pub fn run(config: &Config) -> Result<Summary> {
     // Counted before the server says it listens: counting the CPUs opens
     // files (the cgroup's CPU limits), and the descriptors a server has
     // once it listens must be those it keeps.
-    let workers = config.workers.unwrap_or_else(|| default_workers(config));
+    let workers = config.prefork_workers();
     let server = Acceptor::listen(config)?;
     let msock = server.msock().context("msock")?;
     msock.set_nonblocking(false).context("make msock blocking")?;
@@ -99,13 +99,6 @@ pub fn run(config: &Config) -> Result<Summary> {
     let _ = shutdown(msock_fd, Shutdown::Read);
     event!("shut msock down (fd {msock_fd}): the workers stop accepting");
     children.shut_down(server, config)
-}
-
-/// One worker per CPU, and no more than `--max-children`: a worker serves
-/// one client at a time.
-fn default_workers(config: &Config) -> usize {
-    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-    cpus.min(config.max_children)
 }
 
 /// A worker: accept, serve, again, until the parent shuts msock down.
