@@ -5,8 +5,9 @@
 //! `nf_conntrack` on, loopback included), each of them stays in the kernel's
 //! table for two minutes after it closes; once the table is full the kernel
 //! drops new SYNs ("nf_conntrack: table full, dropping packet" in dmesg),
-//! and a server looks as if it had stopped accepting. Seen here: a prefork
-//! run of 3 connections in 3 s after 260,000 connections in two minutes.
+//! and a server looks as if it had stopped accepting. Seen here: with
+//! Docker's rules in place and a table of 262,144 entries, a prefork run
+//! of 3 connections in 3 s, two minutes into the suite.
 //!
 //! So, as root, the benchmark moves into a network namespace of its own
 //! (`unshare --net`, as `ip netns` does): a loopback with no firewall

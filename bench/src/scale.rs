@@ -234,6 +234,10 @@ impl Tally {
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    fn total(&self) -> u64 {
+        [&self.refused, &self.reset, &self.failed].iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
 }
 
 /// One echo of 64 bytes of the pattern of (`client`, `round`), checked.
@@ -308,11 +312,7 @@ fn measure(contender: &Contender, n: usize, samples: usize) -> Result<Point> {
                 Err(failure) => tally.count(failure),
             }
         }
-        if tally.refused.load(Ordering::Relaxed)
-            + tally.reset.load(Ordering::Relaxed)
-            + tally.failed.load(Ordering::Relaxed)
-            > 0
-        {
+        if tally.total() > 0 {
             break;
         }
     }

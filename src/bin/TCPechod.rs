@@ -30,12 +30,12 @@ use tcpechod::demos::{self, LibraryHandler};
 use tcpechod::msock::Listen;
 use tcpechod::server::models::{self, MODELS, MODEL_OPTIONS};
 use tcpechod::server::{self, Breakage, Config};
+use tcpechod::signals::SigpipeMode;
+use tcpechod::{cli, echo, log, port};
 
 /// The most clients `--max-children` and `--workers` take: Linux's
 /// largest kernel.pid_max. What this machine allows is said at start.
 const MOST_CLIENTS: u64 = 4_194_304;
-use tcpechod::signals::SigpipeMode;
-use tcpechod::{cli, echo, log, port};
 
 /// The concurrent echo server: a child process per connection (or another model, --mode).
 #[derive(Parser, Debug)]

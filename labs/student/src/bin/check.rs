@@ -512,7 +512,7 @@ fn check_sigterm(report: &mut Report) {
         let inode = listening_inode(server.port)?;
         p.sockets().into_iter().find(|&(_, i)| i == inode).map(|(fd, _)| fd)
     });
-    // The parent waits in accept (asleep), the client's child is serving.
+    // The parent waits in poll (asleep), the client's child is serving.
     let _ = wait_for(|| Proc::read(server.pid).filter(|p| p.state == 'S'));
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.pid), nix::sys::signal::Signal::SIGTERM);
     let status = wait_for(|| server.exited());
@@ -524,8 +524,8 @@ fn check_sigterm(report: &mut Report) {
             ),
             ("que deje de aceptar y termine", "it stops accepting and exits"),
             (
-                "on_sigterm() y el bucle de main(); sin SA_RESTART, accept() falla con EINTR",
-                "on_sigterm() and the loop of main(); without SA_RESTART, accept() fails with EINTR",
+                "on_sigterm() y el bucle de main(): el poll que corta la señal falla con EINTR, y el bucle debe mirar STOP",
+                "on_sigterm() and the loop of main(): the poll the signal cuts short fails with EINTR, and the loop must look at STOP",
             ),
         ),
         Some(status) if status.code() == Some(0) => report.good(
