@@ -4,14 +4,14 @@
 //! parent's wake pipe, and it leaves with `_exit`.
 
 use crate::signals::{self, SigpipeMode, WakePipe};
-use crate::{event, log, notice};
+use crate::{demos, event, log, notice};
 
 /// Makes a freshly forked process a child of the server: its log tag, its
 /// signals (see [`signals::child_signals`]), and no wake pipe: the pipe is
 /// the parent's, and its handlers stop writing to it here.
 pub fn become_child(wake: WakePipe, sigpipe: SigpipeMode) {
     log::become_child();
-    if let Err(err) = signals::child_signals(sigpipe) {
+    if let Err(err) = signals::child_signals(sigpipe).and_then(|()| demos::unchain_in_child()) {
         notice!("{err:#}");
         exit(1);
     }

@@ -15,7 +15,14 @@
 //!   One handler per signal: with `replace`, the server's replaces the
 //!   library's, which never runs. With `chain`, the server keeps what
 //!   sigaction(2) returned, the previous handler, and calls it from its
-//!   own: both run.
+//!   own: both run, once, in the process the signal came to (the
+//!   server's own SIGTERMs, to its threads and children, do not go
+//!   through the library's).
+//!
+//!   With `--no-sigterm-handler`, the server installs no handler: the
+//!   library's stays alone, and SIGTERM runs it and nothing else. The
+//!   server goes on serving, as any program does whose library took
+//!   SIGTERM without it knowing (SIGINT still kills it).
 
 use std::sync::OnceLock;
 
@@ -77,10 +84,27 @@ pub fn after_server_handlers(previous: SigHandler, mode: Option<LibraryHandler>)
     }
 }
 
-/// The server's handler, then the previous one, as sigaction returned it.
+/// The server's handler, then the previous one, as sigaction returned it:
+/// once, for the SIGTERM that came from outside. The later ones are the
+/// server's own (the threaded server wakes each of its threads with
+/// SIGTERM), and the library has had its turn.
 extern "C" fn chained(sig: libc::c_int) {
-    signals::on_terminate(sig);
-    if let Some(SigHandler::Handler(previous)) = PREVIOUS.get() {
-        previous(sig);
+    if signals::terminate(sig) {
+        if let Some(SigHandler::Handler(previous)) = PREVIOUS.get() {
+            previous(sig);
+        }
+    }
+}
+
+/// In a forked child, the server's handler alone: the SIGTERM a child
+/// gets comes from its parent, as part of the server's own stop, and the
+/// library, whose state is the parent's, has had its turn there.
+pub fn unchain_in_child() -> Result<()> {
+    match PREVIOUS.get() {
+        Some(_) => {
+            signals::install(Signal::SIGTERM, SigHandler::Handler(signals::on_terminate), SaFlags::SA_RESTART)
+                .map(drop)
+        }
+        None => Ok(()),
     }
 }

@@ -96,7 +96,9 @@ pub fn copy(sock: BorrowedFd<'_>, buf: &mut [u8], pace: Pace) -> Result<u64, Ech
     Ok(echoed)
 }
 
-/// The pipe that [`splice`] moves bytes through.
+/// The pipe that [`splice`] moves bytes through: one per connection. When
+/// a write to the client fails, what was already moved into the pipe
+/// stays there; it must go with the connection, never to the next client.
 #[derive(Debug)]
 pub struct SplicePipe {
     read: OwnedFd,

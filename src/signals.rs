@@ -18,7 +18,7 @@
 //! of a pipe; each handler writes one byte into the pipe, and a byte written
 //! before `poll` started still makes it return.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::thread;
@@ -56,6 +56,10 @@ static TERMINATE_SIGNAL: AtomicI32 = AtomicI32::new(0);
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 /// The socket this process is serving, whose reading SIGTERM stops (-1: none).
 static STOP_READING_FD: AtomicI32 = AtomicI32::new(-1);
+/// A prefork worker's msock, which SIGTERM replaces with [`ACCEPT_PLACEHOLDER_FD`] (-1: none).
+static ACCEPT_FD: AtomicI32 = AtomicI32::new(-1);
+/// A socket that listens on nothing: accept(2) on it fails with EINVAL.
+static ACCEPT_PLACEHOLDER_FD: AtomicI32 = AtomicI32::new(-1);
 /// Send timeout, in milliseconds, that SIGTERM puts on that socket (-1: none).
 static STOP_SEND_TIMEOUT_MS: AtomicI64 = AtomicI64::new(-1);
 /// Set by SIGUSR1 in the parent until the main loop prints a status line.
@@ -167,13 +171,59 @@ pub fn wake_main_loop() {
 /// children from the terminal, and then the parent sends SIGTERM) must not
 /// cut short the wait for the client's FIN that the first one started.
 pub(crate) extern "C" fn on_terminate(sig: libc::c_int) {
+    terminate(sig);
+}
+
+/// The work of [`on_terminate`]; returns whether this was the first stop
+/// signal of the process (for the chained handler of `crate::demos`).
+pub(crate) fn terminate(sig: libc::c_int) -> bool {
     if TERMINATE_SIGNAL.swap(sig, Ordering::SeqCst) != 0 {
-        return;
+        return false;
     }
     let saved_errno = Errno::last_raw();
     wake_main_loop();
     stop_reading(STOP_READING_FD.load(Ordering::SeqCst));
+    stop_accepting();
     Errno::set_raw(saved_errno);
+    true
+}
+
+/// In a prefork worker, makes accept(2) on msock fail at once: the
+/// descriptor of msock is made to point, in this process only, at a socket
+/// that listens on nothing (dup2(2) is async-signal-safe). An accept that
+/// starts after this fails with EINVAL; one already blocked is interrupted
+/// by the signal, restarted by the kernel (SA_RESTART) on the same
+/// descriptor number, and fails the same way. Other workers, which share
+/// msock, are not affected, and the parent replaces this one.
+fn stop_accepting() {
+    let (msock, placeholder) =
+        (ACCEPT_FD.load(Ordering::SeqCst), ACCEPT_PLACEHOLDER_FD.load(Ordering::SeqCst));
+    if msock >= 0 && placeholder >= 0 {
+        // SAFETY: dup2 is async-signal-safe; both are descriptors of this
+        // process, registered by `stop_accepting_on_terminate`, which keeps
+        // the placeholder open for the life of the process.
+        unsafe { libc::dup2(placeholder, msock) };
+    }
+}
+
+/// Makes the first stop signal end a prefork worker's accept on `msock`
+/// (see `stop_accepting`): a worker asleep in accept(2) could otherwise
+/// wake only for the next client, and take it just to close it.
+pub fn stop_accepting_on_terminate(msock: BorrowedFd<'_>) -> Result<()> {
+    let placeholder = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("socket (the stand-in for msock)")?;
+    // Kept open until the process ends: the handler may use it any time.
+    ACCEPT_PLACEHOLDER_FD.store(placeholder.into_raw_fd(), Ordering::SeqCst);
+    ACCEPT_FD.store(msock.as_raw_fd(), Ordering::SeqCst);
+    if terminate_requested().is_some() {
+        stop_accepting();
+    }
+    Ok(())
 }
 
 /// Puts the stop's receive timeout, and the send timeout if asked, on `fd`.

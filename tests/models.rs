@@ -146,8 +146,8 @@ fn no_model_leaks_descriptors() {
 
 #[test]
 fn the_iterative_server_keeps_its_descriptors_with_splice() {
-    // Its splice pipe is made before it listens: after any number of
-    // clients it holds exactly the descriptors it started with.
+    // Its splice pipe lives as long as one connection: after any number
+    // of clients it holds exactly the descriptors it started with.
     let server = start("iterative", &["--splice", "-q"]);
     let before = server.fd_count();
     for _ in 0..3 {

@@ -19,7 +19,6 @@
 // The lab's programs are called TCPechod and TCPecho, capitals included.
 #![allow(non_snake_case)]
 
-use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -27,7 +26,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Parser};
 use tcpechod::demos::{self, LibraryHandler};
-use tcpechod::msock::Listen;
+use tcpechod::msock::{self, BindAddress, Listen};
 use tcpechod::server::models::{self, MODELS, MODEL_OPTIONS};
 use tcpechod::server::{self, Breakage, Config};
 use tcpechod::signals::SigpipeMode;
@@ -54,9 +53,10 @@ struct Args {
           value_parser = cli::whole_number(1, MOST_CLIENTS))]
     workers: Option<u64>,
 
-    /// Local address to listen on; `::` listens on IPv6 and IPv4.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0", value_parser = parse_address)]
-    bind: IpAddr,
+    /// Local address to listen on; `::` listens on IPv6 and IPv4; an IPv6
+    /// link-local address with its interface, as fe80::1%eth0.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0", value_parser = msock::parse_bind)]
+    bind: BindAddress,
 
     /// Length of the queue of connections waiting for accept.
     #[arg(long, value_name = "N", default_value_t = 128, allow_negative_numbers = true,
@@ -95,7 +95,9 @@ struct Args {
     #[arg(long)]
     splice: bool,
 
-    /// Install no SIGTERM/SIGINT handler: those signals kill the server at once.
+    /// Install no SIGTERM/SIGINT/SIGHUP handler: those signals kill the
+    /// server at once (but with --library-handler, SIGTERM runs the
+    /// library's handler alone, and the server goes on).
     #[arg(long)]
     no_sigterm_handler: bool,
 
@@ -105,7 +107,9 @@ struct Args {
     grace: u64,
 
     /// Close a connection after this many seconds without progress: nothing
-    /// received, or its echo not taken (0: never; the lab needs idle clients).
+    /// received, or its echo not taken (0: never; the lab needs idle
+    /// clients). A client that sends a byte now and then is not idle: it
+    /// keeps its place however slow it is (a known limit: no minimum rate).
     #[arg(long, value_name = "SECS", default_value_t = 0, allow_negative_numbers = true,
           value_parser = cli::whole_number(0, 86_400))]
     idle_timeout: u64,
@@ -139,28 +143,9 @@ struct Args {
     atexit: bool,
 
     /// A stand-in library installs a SIGTERM handler before the server's:
-    /// the server's replaces it, or calls it after its own (chain).
+    /// the server's replaces it, or calls it after its own (chain), once.
     #[arg(long, value_name = "MODE", value_enum, help_heading = "Experiments of the talk on SIGTERM")]
     library_handler: Option<LibraryHandler>,
-}
-
-fn parse_address(text: &str) -> Result<IpAddr, String> {
-    let addr: IpAddr =
-        text.parse().map_err(|_| "not an IPv4 or IPv6 address (try 0.0.0.0, 127.0.0.1 or ::)".to_string())?;
-    // TCP connects one host to one host: a group or broadcast address can
-    // be bound, but no client could ever connect to it.
-    let kind = match addr {
-        IpAddr::V4(v4) if v4.is_multicast() => Some("a multicast address"),
-        IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address"),
-        IpAddr::V6(v6) if v6.is_multicast() => Some("a multicast address"),
-        _ => None,
-    };
-    match kind {
-        Some(kind) => {
-            Err(format!("{addr} is {kind}: a TCP server cannot listen on it (try 0.0.0.0, 127.0.0.1 or ::)"))
-        }
-        None => Ok(addr),
-    }
 }
 
 /// The values of `--mode`: the models of the table, with their help.
@@ -201,7 +186,8 @@ fn config(args: &Args, matches: &ArgMatches) -> Result<Config, String> {
     model.check_options(given)?;
     let config = Config {
         listen: Listen {
-            addr: args.bind,
+            addr: args.bind.ip,
+            scope_id: args.bind.scope_id,
             port: args.port,
             backlog: args.backlog as i32,
             reuse_addr: !args.no_reuseaddr,

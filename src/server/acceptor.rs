@@ -85,7 +85,7 @@ impl Acceptor {
         if let Some(capped) = capped {
             notice!("{capped}");
         }
-        let limit = Limit { max: config.max_children, logged: false };
+        let limit = Limit::new(config);
         Ok(Acceptor {
             msock: Some(msock),
             wake,
@@ -132,7 +132,7 @@ impl Acceptor {
                 // Full, or out of resources: a client's end or the pause
                 // wakes us; nobody waiting: a client or a signal does.
                 Ok(None) if self.accepting_now(clients.serving()) => self.sleep(true, PollTimeout::NONE),
-                Ok(None) => self.sleep(false, self.pause_left()),
+                Ok(None) => self.sleep_until(self.paused_until()),
                 Err(err) => Err(err),
             };
             if let Err(err) = slept {
@@ -173,12 +173,9 @@ impl Acceptor {
         self.msock.is_some() && !paused && !self.limit.reached(serving)
     }
 
-    /// What is left of the pause after running out of resources (none: no wait).
-    pub fn pause_left(&self) -> PollTimeout {
-        match self.paused_until.map(|until| until.saturating_duration_since(Instant::now())) {
-            Some(left) if !left.is_zero() => timeout_for(left),
-            _ => PollTimeout::NONE,
-        }
+    /// When the pause after running out of resources ends, if one is on.
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.paused_until.filter(|&until| until > Instant::now())
     }
 
     /// Sleeps until a signal handler writes to the wake pipe, a client
@@ -319,14 +316,46 @@ pub fn accept(msock: &TcpListener) -> Accepted {
 pub struct Limit {
     max: usize,
     logged: bool,
+    /// Why a finished client never frees its place, when nothing collects
+    /// them (`--no-reaper`, `--no-join`).
+    never_freed: Option<&'static str>,
 }
 
 impl Limit {
+    fn new(config: &Config) -> Limit {
+        // A child counts until it is reaped, a thread until it is joined.
+        let never_freed = if config.model.forks && !config.reaper {
+            Some(
+                "without the reaper (--no-reaper) a child that finishes stays a zombie and still counts, \
+                 and nothing reaps it before the server stops",
+            )
+        } else if !config.join {
+            Some(
+                "with --no-join a thread that finishes is not joined and still counts, and nothing joins \
+                 it before the server stops",
+            )
+        } else {
+            None
+        };
+        Limit { max: config.max_children, logged: false, never_freed }
+    }
+
     /// Whether `serving` clients are as many as allowed.
     pub fn reached(&mut self, serving: usize) -> bool {
         let full = serving >= self.max;
         if full && !self.logged {
-            notice!("max-children {} reached: not accepting until a client is done (logged once)", self.max);
+            match self.never_freed {
+                None => {
+                    notice!(
+                        "max-children {} reached: not accepting until a client is done (logged once)",
+                        self.max
+                    )
+                }
+                Some(why) => notice!(
+                    "max-children {} reached: {why}; this server will accept no more clients",
+                    self.max
+                ),
+            }
             self.logged = true;
         }
         full

@@ -33,10 +33,16 @@ pub fn raise_descriptor_limit() -> Option<(u64, u64)> {
 /// room wait in the queue of msock, or fail. Called before the server says
 /// it listens, so that the files it reads are closed by then.
 pub fn cap_notice(config: &Config) -> Option<String> {
-    let wanted = match config.model.name {
+    let (wanted, asked) = match config.model.name {
         "iterative" => return None, // one client at a time, by design
-        "prefork" => config.prefork_workers(),
-        _ => config.max_children,
+        "prefork" => {
+            let workers = config.prefork_workers();
+            match config.workers {
+                Some(_) => (workers, format!("--workers {workers}")),
+                None => (workers, format!("{workers} workers (one per CPU)")),
+            }
+        }
+        _ => (config.max_children, format!("--max-children {}", config.max_children)),
     };
     let limits = [
         (!config.model.forks).then(descriptor_room).flatten(),
@@ -46,8 +52,7 @@ pub fn cap_notice(config: &Config) -> Option<String> {
     let (room, why) = limits.into_iter().flatten().min_by_key(|(room, _)| *room)?;
     (room < wanted).then(|| {
         format!(
-            "--max-children {wanted} is more than this machine allows: {why} leaves room for about {room} \
-             clients at once"
+            "{asked} is more than this machine allows: {why} leaves room for about {room} clients at once"
         )
     })
 }

@@ -33,9 +33,7 @@ impl Clients for Served {
 
 /// Runs the server until a stop, then returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
-    // The splice pipe, if any, is made before the server says it listens:
-    // it is one of the descriptors the server starts with.
-    let mut echoer = Echoer::with_pipe(config);
+    let mut echoer = Echoer::new(config);
     let mut server = Acceptor::listen(config)?;
     // Nobody kills this process when the grace period ends: SIGTERM puts a
     // send timeout on the client being served, so that a client that does

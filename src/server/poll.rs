@@ -31,6 +31,9 @@ use crate::{event, notice};
 /// not read from until it takes some of it.
 const PENDING_BUFFERS: usize = 4;
 
+/// What a lingering close reads at a time (and throws away).
+const DISCARD_BUFFER: usize = 64 * 1024;
+
 /// Runs the server until a stop, then returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
     let mut server = Acceptor::listen(config)?;
@@ -38,6 +41,7 @@ pub fn run(config: &Config) -> Result<Summary> {
         config: config.clone(),
         clients: HashMap::new(),
         scratch: vec![0u8; config.buffer],
+        discard: Vec::new(),
         summary: Summary::default(),
     };
     if let Err(err) = clients.run(&mut server) {
@@ -71,6 +75,9 @@ struct Client {
     lingering: Option<u64>,
     /// When a byte last moved either way (for `--idle-timeout`).
     last_progress: Instant,
+    /// The last send found the socket's buffer full (EAGAIN): no send
+    /// until poll says POLLOUT.
+    send_blocked: bool,
 }
 
 impl Client {
@@ -95,6 +102,8 @@ struct PollServer {
     clients: HashMap<i32, Client>,
     /// One buffer to read into, for all clients in turn.
     scratch: Vec<u8>,
+    /// Where what clients send after a stop is read and thrown away.
+    discard: Vec<u8>,
     summary: Summary,
 }
 
@@ -115,6 +124,7 @@ impl PollServer {
                 if let Some(sig) = signals::terminate_requested() {
                     event!("{sig} received: no more connections");
                     server.close_msock();
+                    self.discard = vec![0u8; DISCARD_BUFFER];
                     // Stop reading: echo what was read, then the lingering close.
                     for client in self.clients.values_mut() {
                         client.read_done = true;
@@ -157,7 +167,10 @@ impl PollServer {
         }
         let first_client = fds.len();
         let limit = PENDING_BUFFERS * self.config.buffer;
-        let mut wake_at = [deadline, self.next_idle_deadline()].into_iter().flatten().min();
+        // The first of: the grace period's end, a client's idle timeout,
+        // the end of a pause after running out of descriptors.
+        let mut wake_at =
+            [deadline, self.next_idle_deadline(), server.paused_until()].into_iter().flatten().min();
         for fd in &order {
             let client = &self.clients[fd];
             let mut events = PollFlags::empty();
@@ -172,12 +185,7 @@ impl PollServer {
             }
             fds.push(PollFd::new(client.sock.as_fd(), events));
         }
-        let mut timeout =
-            wake_at.map_or(PollTimeout::NONE, |at| timeout_for(at.saturating_duration_since(now)));
-        if !accepting && server.msock().is_some() {
-            // Paused after running out of descriptors: wake up when it ends.
-            timeout = timeout.min(server.pause_left());
-        }
+        let timeout = wake_at.map_or(PollTimeout::NONE, |at| timeout_for(at.saturating_duration_since(now)));
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(errno) => return Err(errno).context("poll"),
@@ -192,7 +200,12 @@ impl PollServer {
             self.accept_all(server)?;
         }
         for (fd, events) in order.into_iter().zip(&ready[first_client..]) {
-            if !events.is_empty() || self.clients.get(&fd).is_some_and(|c| c.writable(Instant::now()) > 0) {
+            // Beside the clients poll named: those with echo that came due
+            // (--delay) and whose socket was not full when last tried. A
+            // full one waits for POLLOUT: trying it every round would be
+            // a failed send per round.
+            let due = |c: &Client| !c.send_blocked && c.writable(Instant::now()) > 0;
+            if !events.is_empty() || self.clients.get(&fd).is_some_and(due) {
                 self.serve(fd, *events);
             }
         }
@@ -219,6 +232,7 @@ impl PollServer {
                 client_closed: false,
                 lingering: None,
                 last_progress: Instant::now(),
+                send_blocked: false,
             };
             self.clients.insert(fd, client);
         }
@@ -263,16 +277,19 @@ impl PollServer {
             return self.finish_after(fd, &err);
         }
         if let Some(discarded) = client.lingering.as_mut() {
-            match client.sock.read(&mut self.scratch) {
-                Ok(0) => {
-                    let ending = Ending::Stopped { sig: stop_signal(), discarded: *discarded };
-                    return self.finish(fd, ending);
+            // Everything there is, at once, whatever --buffer says: these
+            // bytes are thrown away, and the grace period is running.
+            loop {
+                match client.sock.read(&mut self.discard) {
+                    Ok(0) => {
+                        let ending = Ending::Stopped { sig: stop_signal(), discarded: *discarded };
+                        return self.finish(fd, ending);
+                    }
+                    Ok(n) => *discarded += n as u64,
+                    Err(err) if retry(&err) => return,
+                    Err(err) => return self.finish_after(fd, &err),
                 }
-                Ok(n) => *discarded += n as u64,
-                Err(err) if retry(&err) => {}
-                Err(err) => return self.finish_after(fd, &err),
             }
-            return;
         }
         if events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP)
             && !client.read_done
@@ -297,7 +314,10 @@ impl PollServer {
         let Some(client) = self.clients.get_mut(&fd) else {
             return;
         };
-        while client.writable(now) > 0 {
+        if events.contains(PollFlags::POLLOUT) {
+            client.send_blocked = false;
+        }
+        while client.writable(now) > 0 && !client.send_blocked {
             let n = client.writable(now);
             let (front, _) = client.pending.as_slices();
             match client.sock.write(&front[..n.min(front.len())]) {
@@ -309,7 +329,8 @@ impl PollServer {
                         client.due.pop_front();
                     }
                 }
-                Err(err) if retry(&err) => break,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => client.send_blocked = true,
+                Err(err) if retry(&err) => {}
                 Err(err) => return self.finish_after(fd, &err),
             }
         }

@@ -14,7 +14,7 @@
 //! servers do, for its status line and its summary.
 
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::thread;
 
 use anyhow::{Context, Result};
@@ -109,6 +109,10 @@ fn worker(msock: TcpListener, config: &Config, parent: Pid) -> ! {
     if prctl::set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != parent {
         child::exit(1);
     }
+    if let Err(err) = signals::stop_accepting_on_terminate(msock.as_fd()) {
+        notice!("{err:#}");
+        child::exit(1);
+    }
     let counts = shared::counters();
     let mut echoer = Echoer::new(config);
     let mut served = 0;
@@ -132,7 +136,8 @@ fn worker(msock: TcpListener, config: &Config, parent: Pid) -> ! {
                 accepting.failed(&format!("accept: {err}"));
                 thread::sleep(BACK_OFF);
             }
-            // EINVAL: the parent shut msock down: the server is stopping.
+            // EINVAL: the parent shut msock down (the server is stopping),
+            // or a SIGTERM to this worker put a stand-in in its place.
             Accepted::Failed(err) if err.raw_os_error() == Some(Errno::EINVAL as i32) => break,
             Accepted::Failed(err) => {
                 notice!("accept: {err}");

@@ -23,18 +23,23 @@ pub struct Outcome {
     pub echoed: u64,
 }
 
-/// What a blocking model echoes with: a buffer, or a pipe for splice(2).
-/// Used for client after client by a worker, a thread or the iterative
-/// server. The fork server makes one in the parent, before its loop: each
-/// child writes into its own copy-on-write view of the buffer, so it copies
-/// only the pages it uses, and nobody allocates (or zeroes) a buffer per
-/// connection.
+/// What a blocking model echoes with: a buffer, or, with `--splice`, a
+/// pipe for splice(2). Used for client after client by a worker, a thread
+/// or the iterative server. The fork server makes one in the parent,
+/// before its loop: each child writes into its own copy-on-write view of
+/// the buffer, so it copies only the pages it uses, and nobody allocates
+/// (or zeroes) a buffer per connection.
+///
+/// The splice pipe is made afresh for every connection and closed after
+/// it, never reused: when a write to a client fails (a reset, a timeout),
+/// the bytes already moved into the pipe stay there, and a pipe kept for
+/// the next client would hand it this client's bytes (and, full, could
+/// block the next splice into it for ever).
 #[derive(Debug)]
 pub struct Echoer {
+    /// The copy loop's buffer (empty while splice does the work).
     buf: Vec<u8>,
-    /// With `--splice`: the pipe, made on first use (in the process that
-    /// uses it: a pipe shared by several children would mix their data).
-    pipe: Option<SplicePipe>,
+    /// Whether to try splice(2): `--splice`, until it turns out not to work.
     splice: bool,
 }
 
@@ -43,46 +48,28 @@ impl Echoer {
     /// turns out not to work).
     pub fn new(config: &Config) -> Echoer {
         let buf = if config.splice { Vec::new() } else { vec![0u8; config.buffer] };
-        Echoer { buf, pipe: None, splice: config.splice }
-    }
-
-    /// Like [`Echoer::new`], with the splice pipe made at once: for a
-    /// process that serves client after client itself (the iterative
-    /// server), whose descriptors must be the same after each client.
-    pub fn with_pipe(config: &Config) -> Echoer {
-        let mut echoer = Echoer::new(config);
-        echoer.make_pipe(config);
-        echoer
-    }
-
-    fn make_pipe(&mut self, config: &Config) {
-        if self.splice && self.pipe.is_none() {
-            match SplicePipe::new() {
-                Ok(pipe) => self.pipe = Some(pipe),
-                Err(errno) => self.stop_splicing(&format!("cannot create a pipe ({errno})"), config),
-            }
-        }
+        Echoer { buf, splice: config.splice }
     }
 
     fn echo(&mut self, asock: &TcpStream, config: &Config, pace: Pace) -> Result<u64, EchoError> {
-        self.make_pipe(config);
-        if let Some(pipe) = &self.pipe {
-            match echo::splice(asock.as_fd(), pipe, config.buffer, pace) {
-                Err(EchoError::SpliceUnsupported(errno)) => {
-                    self.stop_splicing(&format!("splice(2) does not work here ({errno})"), config);
-                }
-                result => return result,
+        if self.splice {
+            // The pipe of this connection only; closed when it goes out of scope.
+            match SplicePipe::new() {
+                Ok(pipe) => match echo::splice(asock.as_fd(), &pipe, config.buffer, pace) {
+                    Err(EchoError::SpliceUnsupported(errno)) => {
+                        notice!("--splice: splice(2) does not work here ({errno}); using the copy loop");
+                        self.splice = false;
+                    }
+                    result => return result,
+                },
+                // Out of descriptors, say: this client goes through the copy loop.
+                Err(errno) => notice!("--splice: cannot create a pipe ({errno}); this client is copied"),
             }
         }
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; config.buffer];
+        }
         echo::copy(asock.as_fd(), &mut self.buf, pace)
-    }
-
-    /// Falls back to the copy loop, and says why.
-    fn stop_splicing(&mut self, why: &str, config: &Config) {
-        notice!("--splice: {why}; using the copy loop");
-        self.splice = false;
-        self.pipe = None;
-        self.buf = vec![0u8; config.buffer];
     }
 }
 
