@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Exercise 2: the traffic of two clients, as tcpdump shows it on the
 # server's port (-l: each packet printed as soon as it is seen), kept in
-# labs/out/02-tcpdump.txt.
+# 02-tcpdump.txt in the run's folder (labs/out/02-tcpdump/latest/).
 source "$(dirname "$0")/lib.sh"
 
 need_command tcpdump tcpdump

@@ -21,8 +21,7 @@ start_pid1() {
     setsid unshare --pid --fork --mount-proc "$TCPECHOD" --bind 127.0.0.1 "$@" "$LAB_PORT" 2>"$log" &
     SERVER_PID=$!
     at_exit "kill -KILL -- -$SERVER_PID"
-    wait_for_line "$log" "listening on"
-    PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$log" | head -n 1)
+    server_listening "$log"
     # unshare forked the server: it is unshare's only child.
     PID1=$(pgrep -P "$SERVER_PID" | head -n 1)
     explain "server $PID1 (PID 1 in its namespace) listening on port $PORT" \
@@ -105,7 +104,8 @@ quietly() {
     "$@" >/dev/null
 }
 if ! docker image inspect tcpechod >/dev/null 2>&1; then
-    quietly make -s -C "$ROOT" docker-image
+    printf '$ make -s docker-image\n'
+    "${BUILD_LOCK[@]}" make -s -C "$ROOT" docker-image >/dev/null
 fi
 for variant in handler nohandler init; do
     name=tcpechod-lab09-$variant-$$

@@ -9,10 +9,17 @@
 # and all its children at once; whatever a script starts is stopped when it
 # ends, also when it fails or is interrupted with Ctrl-C.
 #
+# Runs never get in each other's way, also two of the same script at once
+# (two students on one machine, or one with two terminals): each run keeps
+# its logs and captures in a folder of its own, LAB_OUT/SCRIPT/DATE-TIME-PID
+# (LAB_OUT/SCRIPT/latest names the last one started), and looks only at
+# the processes it started. A server that cannot start (its port taken, say)
+# stops the script at once with the server's own error, exit status 1.
+#
 # Settings (environment): TCPECHOD, TCPECHO (the binaries; by default the
-# ones `make` puts at the top of the repository, rebuilt first), LAB_OUT (where logs and
-# captures go, default labs/out), LAB_PORT (the server port, default 0: any
-# free port; use your 8xxx port in the lab room).
+# ones `make` puts at the top of the repository, rebuilt first), LAB_OUT (where
+# the runs' folders go, default labs/out), LAB_PORT (the server port, default
+# 0: any free port; use your 8xxx port in the lab room).
 
 set -euo pipefail
 
@@ -23,11 +30,17 @@ t() { if [ "$LAB_LANG" = es ]; then printf '%s' "$2"; else printf '%s' "$1"; fi;
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$LAB_DIR/.." && pwd)
+# One build at a time in this checkout: two runs building at once would
+# copy the same binaries over each other (make build's copy is not made for
+# that). "${BUILD_LOCK[@]}" make ... waits for the other run's build, after
+# which there is little left to do.
+BUILD_LOCK=()
+if command -v flock >/dev/null 2>&1; then BUILD_LOCK=(flock "$ROOT"); fi
 if [ -z "${TCPECHOD:-}" ] || [ -z "${TCPECHO:-}" ]; then
     # The binaries of this checkout, rebuilt if the code changed.
     TCPECHOD=$ROOT/TCPechod
     TCPECHO=$ROOT/TCPecho
-    if ! build_output=$(make -s -C "$ROOT" build 2>&1); then
+    if ! build_output=$("${BUILD_LOCK[@]}" make -s -C "$ROOT" build 2>&1); then
         printf '%s\nmake: %s\n' "$build_output" "$(t "failed: the lab needs the programs built" "falló: la práctica necesita los programas compilados")" >&2
         exit 1
     fi
@@ -35,9 +48,20 @@ fi
 # Where commands are shown: the script's own stderr, even while a
 # command's stderr goes to a file.
 exec {SHOW}>&2
-LAB_OUT=${LAB_OUT:-$LAB_DIR/out}
 LAB_PORT=${LAB_PORT:-0}
-mkdir -p "$LAB_OUT"
+LAB_PORT_ASKED=$LAB_PORT
+# This run's folder, LAB_OUT/SCRIPT/DATE-TIME-PID: what the script writes
+# goes there, and nowhere else. The names sort in the order the runs started.
+LAB_SCRIPT=$(basename "$0" .sh)
+LAB_RUN=$(date +%Y%m%d-%H%M%S)-$$
+mkdir -p "${LAB_OUT:-$LAB_DIR/out}/$LAB_SCRIPT"
+LAB_OUT=$(cd "${LAB_OUT:-$LAB_DIR/out}/$LAB_SCRIPT" && pwd)/$LAB_RUN
+mkdir "$LAB_OUT"
+# "latest" points to the run started last: made under a name of our own,
+# then renamed over the old one, so that it is never missing or half made.
+ln -s "$LAB_RUN" "$LAB_OUT.latest" && mv -T -f "$LAB_OUT.latest" "$(dirname "$LAB_OUT")/latest" || true
+# Shown as the student would type it: from here, when it is below here.
+LAB_OUT=${LAB_OUT#"$PWD"/}
 
 # plural N ONE MANY: "1 line", "2 lines".
 plural() { if [ "$1" = 1 ]; then printf '%s %s' "$1" "$2"; else printf '%s %s' "$1" "$3"; fi; }
@@ -79,16 +103,32 @@ cleanup() {
     for command in "${CLEANUP[@]}"; do
         eval "$command" >/dev/null 2>&1 || true
     done
+    if [ "$status" != 77 ]; then
+        printf '\n%s %s\n' "$(t "Logs of this run:" "Registros de esta ejecución:")" "$LAB_OUT/"
+    fi
     exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Waits (at most $3 seconds, default 10) until file $1 has a line matching $2.
+# Whether process $1 is alive: it exists, and is not a zombie.
+alive() {
+    local stat
+    { read -r stat < "/proc/$1/stat"; } 2>/dev/null || return 1
+    [[ ${stat##*") "} != Z* ]]
+}
+
+# Waits (at most $3 seconds, default 10) until file $1 has a line matching
+# $2. With $4, a PID: returns 2 at once if that process dies first.
 wait_for_line() {
-    local file=$1 pattern=$2 tries=$((${3:-10} * 20))
+    local file=$1 pattern=$2 tries=$((${3:-10} * 20)) pid=${4:-}
     while ! grep -q -- "$pattern" "$file" 2>/dev/null; do
+        if [ -n "$pid" ] && ! alive "$pid"; then
+            # It may have written the line just before it died.
+            grep -q -- "$pattern" "$file" 2>/dev/null && return 0
+            return 2
+        fi
         tries=$((tries - 1))
         if [ "$tries" -le 0 ]; then
             echo "$(t "timed out waiting for" "se acabó el tiempo esperando") '$pattern' ($file)" >&2
@@ -133,9 +173,29 @@ start_server() {
     setsid "${prefix[@]}" "${DEFAULT_SIGINT[@]}" "$TCPECHOD" --bind "${BIND:-127.0.0.1}" "$@" "$LAB_PORT" 2>"$log" &
     SERVER_PID=$!
     at_exit "kill -KILL -- -$SERVER_PID"
-    wait_for_line "$log" "listening on"
-    PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$log" | head -n 1)
+    server_listening "$log"
     explain "server $SERVER_PID listening on port $PORT" "servidor $SERVER_PID escuchando en el puerto $PORT"
+}
+
+# server_listening LOG: waits until the server SERVER_PID, logging to LOG,
+# listens, and sets PORT. If it dies instead, shows its error and ends the
+# script (exit status 1).
+server_listening() {
+    local log=$1 waited=0
+    wait_for_line "$log" "listening on" 10 "$SERVER_PID" || waited=$?
+    if [ "$waited" = 2 ]; then
+        {
+            echo "$(t "the server did not start; its log" "el servidor no ha arrancado; su registro") ($log):"
+            sed 's/^/    /' "$log"
+            if [ "$LAB_PORT_ASKED" != 0 ] && [ "$LAB_PORT" = "$LAB_PORT_ASKED" ] && grep -q "in use" "$log"; then
+                wrap '' '' "$(t "LAB_PORT=$LAB_PORT is taken: run the script with another LAB_PORT, or without one, to use any free port." \
+                    "LAB_PORT=$LAB_PORT está ocupado: ejecuta el script con otro LAB_PORT, o sin él, para usar cualquier puerto libre.")"
+            fi
+        } >&2
+        exit 1
+    fi
+    [ "$waited" = 0 ] || exit 1
+    PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$log" | head -n 1)
 }
 
 # stop_server NAME [SIGNAL]: sends SIGTERM (or SIGNAL) to the server and
@@ -152,12 +212,11 @@ show_log() {
     sed 's/^/    /' "$LAB_OUT/$1.log"
 }
 
-# The servers' processes, parents and children (zombies included), as
-# exercise 1 shows them: every process of that program, yours too if you
-# run one. $1: more ps columns (wchan:32).
-NAME=$(basename "$TCPECHOD")
+# The server's processes, the parent and its children (zombies included):
+# this run's only, not those of another run or of another student on this
+# machine, as `ps -C TCPechod` would list them. $1: more ps columns (wchan:32).
 show_processes() {
-    run ps -o "pid,ppid,stat,${1:+$1,}args" -C "$NAME"
+    run ps -o "pid,ppid,stat,${1:+$1,}args" -p "$SERVER_PID" --ppid "$SERVER_PID"
 }
 
 # The sockets of the server's port, with their timers (ss -o).

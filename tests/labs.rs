@@ -5,8 +5,10 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -64,30 +66,26 @@ fn smoke_in(lang: &str, script: &str, needs_root: bool, needs_tcpdump: bool, exp
     let out = out_dir(script);
     let mut command = command(script, &out);
     command.env("LANG", lang);
-    command.stdin(Stdio::null());
-    let (tx, rx) = mpsc::channel();
-    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run bash");
-    let pid = child.id() as i32;
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let output = match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(output) => output.expect("wait for the script"),
-        Err(_) => {
-            signal(pid, libc::SIGINT);
-            panic!("{script} did not finish in time");
-        }
-    };
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let (status, text) = Run::start(script, command).finish();
     let can_run = (!needs_root || is_root()) && (!needs_tcpdump || have("tcpdump"));
-    if output.status.code() == Some(SKIPPED) {
+    if status == Some(SKIPPED) {
         assert!(!can_run, "{script} skipped although it could run here:\n{text}");
         eprintln!("{script}: {}", text.lines().find(|l| l.contains("SKIPPED")).unwrap_or("skipped"));
         let _ = fs::remove_dir_all(&out);
         return;
     }
-    assert_eq!(output.status.code(), Some(0), "{script} failed:\n{text}");
+    assert_eq!(status, Some(0), "{script} failed:\n{text}");
+    check_output(lang, script, &text, expected);
+    assert!(run_folder(&text).starts_with(&out), "{script} names the folder of its run:\n{text}");
+    // What the script killed at its end goes at once, though not at the
+    // very instant the script exits; what it left running would stay.
+    wait_until(&format!("{script}'s processes to stop"), || holders_of(&out).is_empty().then_some(()));
+    let _ = fs::remove_dir_all(&out);
+}
+
+/// What every run's output must show: what to look at, in one language,
+/// with its plurals right, and `expected`.
+fn check_output(lang: &str, script: &str, text: &str, expected: &[&str]) {
     let (marker, other) =
         if lang.starts_with("es") { (">> FÍJATE:", ">> LOOK:") } else { (">> LOOK:", ">> FÍJATE:") };
     assert!(text.contains(marker), "{script} says what to look at, with {marker:?}:\n{text}");
@@ -98,10 +96,59 @@ fn smoke_in(lang: &str, script: &str, needs_root: bool, needs_tcpdump: bool, exp
     for phrase in expected {
         assert!(text.contains(phrase), "{script} should show {phrase:?}:\n{text}");
     }
-    // What the script killed at its end goes at once, though not at the
-    // very instant the script exits; what it left running would stay.
-    wait_until(&format!("{script}'s processes to stop"), || holders_of(&out).is_empty().then_some(()));
-    let _ = fs::remove_dir_all(&out);
+}
+
+/// The folder a run says it left its logs in (its last line, in English
+/// or in Spanish).
+fn run_folder(text: &str) -> PathBuf {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("Logs of this run: ") || l.starts_with("Registros de esta ejecución: "));
+    let folder = PathBuf::from(line.and_then(|l| l.split(": ").nth(1)).unwrap_or_default());
+    assert!(folder.is_dir(), "the run's folder {folder:?} exists:\n{text}");
+    folder
+}
+
+/// A script running, its stdout and stderr collected.
+struct Run {
+    script: String,
+    pid: i32,
+    output: mpsc::Receiver<std::io::Result<std::process::Output>>,
+}
+
+impl Run {
+    fn start(script: &str, mut command: Command) -> Run {
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("run bash");
+        let pid = child.id() as i32;
+        let (tx, output) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        Run { script: script.to_string(), pid, output }
+    }
+
+    /// Waits for the end (at most 120 s: then it is interrupted as by
+    /// Ctrl-C, and the test fails); its exit status and its output, stdout
+    /// then stderr.
+    fn finish(self) -> (Option<i32>, String) {
+        let output = match self.output.recv_timeout(Duration::from_secs(120)) {
+            Ok(output) => output.expect("wait for the script"),
+            Err(_) => {
+                signal(-self.pid, libc::SIGINT);
+                panic!("{} did not finish in time", self.script);
+            }
+        };
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    }
 }
 
 #[test]
@@ -276,5 +323,202 @@ fn an_interrupted_namespace_lab_removes_its_namespaces() {
     let ours: Vec<&str> = namespaces.lines().filter(|l| l.contains(&format!("-{pid}"))).collect();
     wait_until("the server to stop", || holders_of(&out).is_empty().then_some(()));
     assert!(ours.is_empty(), "namespaces removed: {ours:?}");
+    let _ = fs::remove_dir_all(&out);
+}
+
+/// Every script a student runs can be run as `labs/NN-name.sh`: it is
+/// executable in git's index (which is what a clone gets) and here, and
+/// starts with its interpreter. lib.sh is not run but sourced by them all,
+/// so it is not executable (run alone, it would do nothing useful).
+#[test]
+fn lab_scripts_are_executable_and_their_library_is_not() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut scripts: Vec<String> = fs::read_dir(root.join("labs"))
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".sh"))
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 10, "the lab's scripts: {scripts:?}");
+    let index = Command::new("git").args(["ls-files", "--stage", "--", "labs"]).current_dir(root).output();
+    // "100755 HASH 0\tlabs/NAME" for each file git knows.
+    let modes: Vec<(String, String)> = match index {
+        Ok(index) if index.status.success() => String::from_utf8_lossy(&index.stdout)
+            .lines()
+            .filter_map(|line| {
+                let (info, path) = line.split_once('\t')?;
+                Some((path.to_string(), info.split(' ').next()?.to_string()))
+            })
+            .collect(),
+        _ => {
+            eprintln!("not a git checkout: only the files' modes here are checked");
+            Vec::new()
+        }
+    };
+    for script in &scripts {
+        let run = script != "lib.sh";
+        let path = root.join("labs").join(script);
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.starts_with("#!/usr/bin/env bash\n"),
+            run,
+            "{script}: a shebang line only if it is run"
+        );
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111 != 0, run, "{script}: mode {mode:o} here");
+        if !modes.is_empty() {
+            let path = format!("labs/{script}");
+            let mode = modes.iter().find(|(p, _)| *p == path).map(|(_, mode)| mode.as_str());
+            let expected = if run { "100755" } else { "100644" };
+            assert_eq!(mode, Some(expected), "{script}: its mode in git's index (git update-index --chmod)");
+        }
+    }
+}
+
+/// A free port outside the range the kernel picks ephemeral ports from, so
+/// that no client of another test running meanwhile takes it between this
+/// look and the server's bind, as a port the kernel chose could be.
+fn free_port() -> u16 {
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(32768);
+    let mut rng = Rng(u64::from(std::process::id()) << 16 | u64::from(low));
+    wait_until("a free port below the ephemeral range", || {
+        let port = 10_000 + rng.below(u64::from(low.saturating_sub(10_000)).max(1)) as u16;
+        std::net::TcpListener::bind(("0.0.0.0", port)).ok().map(|_| port)
+    })
+}
+
+/// The numbers that follow each `prefix` in `text`.
+fn numbers_after(text: &str, prefix: &str) -> HashSet<u32> {
+    text.match_indices(prefix)
+        .filter_map(|(at, _)| {
+            let rest = &text[at + prefix.len()..];
+            let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            rest[..end].parse().ok()
+        })
+        .collect()
+}
+
+/// What a run's output says about servers: the PIDs and ports of its own
+/// ("server PID listening on port PORT"), and every PID and port that it
+/// shows as a server's or a server child's: in the logs ([parent PID],
+/// [child PID]), in ps (PID and PPID of its rows), as the port a server
+/// listens on or a client connects to.
+struct Shown {
+    own_pids: HashSet<u32>,
+    own_ports: HashSet<u32>,
+    pids: HashSet<u32>,
+    ports: HashSet<u32>,
+}
+
+fn shown(text: &str) -> Shown {
+    let (mut own_pids, mut own_ports) = (HashSet::new(), HashSet::new());
+    for line in text.lines() {
+        if let ["server", pid, "listening", "on", "port", port] =
+            line.split_whitespace().collect::<Vec<_>>()[..]
+        {
+            own_pids.extend(pid.parse::<u32>());
+            own_ports.extend(port.parse::<u32>());
+        }
+    }
+    let mut pids = numbers_after(text, "[parent ");
+    pids.extend(numbers_after(text, "[child "));
+    for line in text.lines().filter(|l| l.contains("TCPechod")) {
+        let columns: Vec<&str> = line.split_whitespace().take(2).collect();
+        if let [Ok(pid), Ok(ppid)] = columns.iter().map(|c| c.parse::<u32>()).collect::<Vec<_>>()[..] {
+            pids.extend([pid, ppid]);
+        }
+    }
+    let mut ports = numbers_after(text, "listening on port ");
+    ports.extend(numbers_after(text, "listening on 127.0.0.1:"));
+    ports.extend(numbers_after(text, " 127.0.0.1 "));
+    Shown { own_pids, own_ports, pids, ports }
+}
+
+/// Two students on one machine, or one with two terminals: the same script
+/// twice (once on a port of its own, LAB_PORT, once on any free port) and
+/// another one, all at once, with one folder for their logs. Each run
+/// succeeds, keeps its logs in a folder of its own, and shows only its own
+/// servers, their PIDs and ports.
+#[test]
+fn lab_runs_at_once_keep_apart() {
+    let out = out_dir("at-once");
+    let port = free_port().to_string();
+    let scripts = [("05-zombies.sh", Some(port.as_str())), ("05-zombies.sh", None), ("06-sigpipe.sh", None)];
+    let runs: Vec<Run> = scripts
+        .iter()
+        .map(|(script, port)| {
+            let mut command = command(script, &out);
+            if let Some(port) = port {
+                command.env("LAB_PORT", port);
+            }
+            Run::start(script, command)
+        })
+        .collect();
+    let texts: Vec<(&str, String)> = scripts
+        .iter()
+        .zip(runs)
+        .map(|((script, _), run)| {
+            let (status, text) = run.finish();
+            assert_eq!(status, Some(0), "{script} failed, run beside others:\n{text}");
+            (*script, text)
+        })
+        .collect();
+    check_output(
+        "C",
+        "05-zombies.sh",
+        &texts[0].1,
+        &["listening on port", &format!("TCPecho 127.0.0.1 {port}")],
+    );
+    check_output("C", "05-zombies.sh", &texts[1].1, &["<defunct>", "zombies=3"]);
+    check_output("C", "06-sigpipe.sh", &texts[2].1, &["killed by signal 13 (SIGPIPE)"]);
+    let folders: HashSet<PathBuf> = texts.iter().map(|(_, text)| run_folder(text)).collect();
+    assert_eq!(folders.len(), 3, "a folder for each run: {folders:?}");
+    for (script, text) in &texts {
+        let folder = run_folder(text);
+        let name = script.trim_end_matches(".sh");
+        assert_eq!(
+            folder.parent(),
+            Some(out.join(name).as_path()),
+            "{script}'s runs go in one folder of its own"
+        );
+        let log = if *script == "06-sigpipe.sh" { "06-count.log" } else { "05-without.log" };
+        let log = fs::read_to_string(folder.join(log)).unwrap();
+        assert!(log.contains("shutdown: accepted="), "{script}'s log, whole:\n{log}");
+    }
+    let shown: Vec<Shown> = texts.iter().map(|(_, text)| shown(text)).collect();
+    for (i, (script, text)) in texts.iter().enumerate() {
+        assert!(!shown[i].own_pids.is_empty() && !shown[i].own_ports.is_empty(), "{script}:\n{text}");
+        for (j, other) in shown.iter().enumerate().filter(|(j, _)| *j != i) {
+            let pids: Vec<_> = other.own_pids.intersection(&shown[i].pids).collect();
+            let ports: Vec<_> = other.own_ports.intersection(&shown[i].ports).collect();
+            assert!(pids.is_empty(), "{script} shows servers {pids:?} of run {j} ({}):\n{text}", texts[j].0);
+            assert!(ports.is_empty(), "{script} shows ports {ports:?} of run {j} ({}):\n{text}", texts[j].0);
+        }
+    }
+    wait_until("the runs' processes to stop", || holders_of(&out).is_empty().then_some(()));
+    let _ = fs::remove_dir_all(&out);
+}
+
+/// LAB_PORT already taken: the server dies at once, and the script stops at
+/// once too, with the server's own error and what to do about it (it used
+/// to wait its 10 s for a "listening on" line that could not come).
+#[test]
+fn a_lab_whose_port_is_taken_says_so_and_stops() {
+    let out = out_dir("port-taken");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut command = command("05-zombies.sh", &out);
+    command.env("LAB_PORT", &port);
+    let (status, text) = Run::start("05-zombies.sh", command).finish();
+    assert_eq!(status, Some(1), "{text}");
+    for phrase in
+        ["the server did not start; its log", "already in use", &format!("LAB_PORT={port} is taken")]
+    {
+        assert!(text.contains(phrase), "{phrase:?}:\n{text}");
+    }
+    assert!(!text.contains("timed out"), "it does not wait for what cannot come:\n{text}");
+    run_folder(&text);
+    wait_until("the script's processes to stop", || holders_of(&out).is_empty().then_some(()));
     let _ = fs::remove_dir_all(&out);
 }

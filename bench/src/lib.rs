@@ -27,11 +27,26 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use tcpechod::connect::reason;
 
 /// Writes `text` to standard output; if it cannot (a closed pipe), so be
 /// it: the exit status says how the measurement went.
 pub fn out(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+/// An error as the one line a user reads: each I/O error of its chain told
+/// by its reason alone ("Connection refused", not "Connection refused
+/// (os error 111)").
+pub fn plain(err: anyhow::Error) -> anyhow::Error {
+    let parts: Vec<String> = err
+        .chain()
+        .map(|cause| match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => reason(io),
+            None => cause.to_string(),
+        })
+        .collect();
+    anyhow!(parts.join(": "))
 }
 
 /// The address of the server under test.

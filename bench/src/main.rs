@@ -8,18 +8,24 @@
 //! ./echobench scale --server ./TCPechod    # 10 to 10,000 clients at once, every model (make bench)
 //! ```
 //!
-//! Every echo is checked byte for byte. Exit status: 0, or 1 when any
-//! connection failed or any echo differed; 2 for a bad command line.
+//! Every echo is checked byte for byte. Exit status: 0; 1 when any
+//! connection failed or any echo differed, when nothing listens at the
+//! address (`rate` and `memory` stop at the first refused connection), when
+//! there is no process PID, or when the help or the version cannot be
+//! written; 2 for a bad command line.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::process::{self, ExitCode};
 use std::time::Duration;
 
 use anyhow::bail;
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use echobench::servers::Lineup;
 use echobench::{self as bench, memory, network, rate, report, scale, stream, suite, Progress};
-use tcpechod::{cli, port};
+use tcpechod::connect::reason;
+use tcpechod::{cli, log, port};
 
 /// Measures an echo server: connection rate, throughput, memory.
 #[derive(Parser, Debug)]
@@ -108,9 +114,37 @@ struct Target {
 
 fn main() -> ExitCode {
     cli::guarded("echobench", || {
-        let args: Args = cli::parse_args("echobench");
-        cli::exit_code("echobench", run(args.test))
+        let args = parse_args();
+        cli::exit_code("echobench", run(args.test).map_err(bench::plain))
     })
+}
+
+/// The command line, as `cli::parse_args` reads it, except that `--help`
+/// and `--version` check their write: with standard output full or closed,
+/// one line says so and the status is 1, not a silent 0.
+fn parse_args() -> Args {
+    let err = match Args::command().try_get_matches() {
+        Ok(matches) => match Args::from_arg_matches(&matches) {
+            Ok(args) => return args,
+            Err(err) => err,
+        },
+        Err(err) => err,
+    };
+    if !matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        return cli::parse_args("echobench"); // reports the usage error as one line, and exits 2
+    }
+    let what = if err.kind() == ErrorKind::DisplayHelp { "help" } else { "version" };
+    // Plain text, without clap's colours: what a pipe or a file gets anyway.
+    let text = err.render().to_string();
+    let written = {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())
+    };
+    if let Err(err) = written {
+        log::say(&format!("echobench: cannot write the {what}: {}\n", reason(&err)));
+        process::exit(cli::EXIT_FAILURE.into());
+    }
+    process::exit(0)
 }
 
 fn run(test: Test) -> anyhow::Result<()> {
@@ -123,10 +157,19 @@ fn run(test: Test) -> anyhow::Result<()> {
                 duration: Duration::from_secs(duration),
             };
             let r = rate::run(addr, opts, &mut Progress::new(target.quiet));
+            if r.refused && r.connections == 0 {
+                bail!("no server listens on {addr} (connection refused)");
+            }
             bench::out(&format!(
                 "rate: connections={} per_second={:.0} p50_us={} p99_us={} max_us={} errors={} mismatches={}\n",
                 r.connections, r.per_second, r.p50_us, r.p99_us, r.max_us, r.errors, r.mismatches
             ));
+            if r.refused {
+                bail!(
+                    "the server at {addr} stopped listening after {} connections (connection refused)",
+                    r.connections
+                );
+            }
             check(r.errors, r.mismatches)
         }
         Test::Stream { target, streams, megabytes } => {

@@ -6,11 +6,12 @@
 //! and PSS charges each its fair part.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use tcpechod::connect::reason;
 
 /// What came out.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -28,10 +29,23 @@ pub struct MemoryResult {
 /// Opens `connections` idle clients to `addr` and measures the server
 /// process `server_pid` with its children while they are connected.
 pub fn run(addr: SocketAddr, connections: usize, server_pid: i32) -> Result<MemoryResult> {
+    // The process first: a wrong PID is told before any client connects.
+    if let Err(err) = fs::read_to_string(format!("/proc/{server_pid}/smaps_rollup")) {
+        match err.kind() {
+            ErrorKind::NotFound => bail!("no process {server_pid}"),
+            _ => bail!("cannot read the memory of process {server_pid}: {}", reason(&err)),
+        }
+    }
     let mut clients = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).context("connect")?;
-        sock.write_all(b"x").context("send")?;
+        let mut sock = match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+            Ok(sock) => sock,
+            Err(err) if err.kind() == ErrorKind::ConnectionRefused => {
+                bail!("no server listens on {addr} (connection refused)")
+            }
+            Err(err) => bail!("cannot connect to {addr}: {}", reason(&err)),
+        };
+        sock.write_all(b"x").with_context(|| format!("send to {addr}"))?;
         clients.push(sock);
     }
     // Those that a server serves at once answer at once; servers that serve

@@ -2,10 +2,14 @@
 //! after another for `duration`: connect, send `size` bytes, half-close,
 //! read the echo to the end, check it, close. What a server pays per
 //! connection (accept, fork or thread, close) dominates here.
+//!
+//! A refused connection ends the run at once: nothing listens at the
+//! address (or nothing any more), and a refusal takes the kernel so little
+//! time that the workers would otherwise make hundreds of thousands of them.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,6 +43,9 @@ pub struct RateResult {
     pub errors: u64,
     /// Echoes that differed from what was sent.
     pub mismatches: u64,
+    /// The run stopped early: a connection was refused (counted in
+    /// `errors`), so nothing listened at the address by then.
+    pub refused: bool,
 }
 
 #[derive(Default)]
@@ -46,6 +53,7 @@ struct Counters {
     done: AtomicU64,
     errors: AtomicU64,
     mismatches: AtomicU64,
+    refused: AtomicBool,
 }
 
 /// Runs the connection-rate test against `addr`.
@@ -60,7 +68,7 @@ pub fn run(addr: SocketAddr, opts: RateOptions, progress: &mut Progress) -> Rate
                 scope.spawn(move || worker_loop(addr, worker as u64, opts.size, deadline, counters))
             })
             .collect();
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && !counters.refused.load(Ordering::Relaxed) {
             thread::sleep(Duration::from_millis(100).min(deadline - Instant::now().min(deadline)));
             progress.update(|| {
                 let done = counters.done.load(Ordering::Relaxed);
@@ -90,10 +98,12 @@ pub fn run(addr: SocketAddr, opts: RateOptions, progress: &mut Progress) -> Rate
         max_us: us(histogram.max()),
         errors: counters.errors.load(Ordering::Relaxed),
         mismatches: counters.mismatches.load(Ordering::Relaxed),
+        refused: counters.refused.load(Ordering::Relaxed),
     }
 }
 
-/// One worker: connections until the deadline; returns their latencies.
+/// One worker: connections until the deadline or the first refused one;
+/// returns their latencies.
 fn worker_loop(
     addr: SocketAddr,
     worker: u64,
@@ -105,7 +115,7 @@ fn worker_loop(
     let mut payload = vec![0u8; size];
     let mut echo = Vec::with_capacity(size + 1);
     let mut n: u64 = 0;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !counters.refused.load(Ordering::Relaxed) {
         Pattern::new(worker << 40 | n).fill(&mut payload);
         n += 1;
         let started = Instant::now();
@@ -117,8 +127,11 @@ fn worker_loop(
             Ok(()) => {
                 counters.mismatches.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
+            Err(err) => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
+                if err.kind() == ErrorKind::ConnectionRefused {
+                    counters.refused.store(true, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -181,7 +181,7 @@ impl Server {
                 Ok(())
             });
         }
-        let mut child = command.spawn().with_context(|| format!("start {:?}", contender.program))?;
+        let mut child = command.spawn().with_context(|| format!("cannot run {:?}", contender.program))?;
         let pid = child.id() as i32;
         let port = match fixed_port {
             Some(port) => {

@@ -60,19 +60,6 @@ fn the_benchmark_runs_every_model_and_checks_every_echo() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn echobench_rejects_bad_arguments() {
-    let out = run_bounded(Command::new(BENCH).args(["rate", "127.0.0.1", "99999"]), b"");
-    assert_one_line_error(&out, 2, "echobench", &["out of range"]);
-    let out = run_bounded(Command::new(BENCH).args(["rate", "-c", "0", "127.0.0.1", "8000"]), b"");
-    assert_one_line_error(&out, 2, "echobench", &["--concurrency", "from 1 to 1024"]);
-    let out = run_bounded(Command::new(BENCH).args(["stream"]), b"");
-    assert_one_line_error(&out, 2, "echobench", &["required"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let out = run_bounded(Command::new(BENCH).args(["rate", "-t", "1", "-q", "127.0.0.1", &port]), b"");
-    assert_one_line_error(&out, 1, "echobench", &["connections failed"]);
-}
-
 /// A stand-in "C server" that announces a port where nothing listens and
 /// then sleeps: every measurement against it fails. Writes its PID into
 /// `dir/pid`.
