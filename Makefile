@@ -26,9 +26,10 @@ build:
 	done
 	@# Copied under a new name, then renamed over the old one: a ./TCPechod
 	@# that is running (in another terminal) keeps its file, and the copy
-	@# cannot fail with "Text file busy".
+	@# cannot fail with "Text file busy". The new name is this run's own
+	@# ($$$$: the shell's PID), so that two builds at once do not collide.
 	@for binary in $(BINARIES); do \
-	    cp target/release/$$binary .$$binary.new && mv -f .$$binary.new $$binary || exit 1; \
+	    cp target/release/$$binary .$$binary.new.$$$$ && mv -f .$$binary.new.$$$$ $$binary || exit 1; \
 	done
 
 # The server on port $(PORT) (make run PORT=8123 for another one). The
