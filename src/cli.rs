@@ -3,11 +3,15 @@
 //! failed`, never as a panic or a backtrace, and the exit status says which
 //! kind it was.
 
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::panic::{self, PanicHookInfo, UnwindSafe};
 use std::process::{self, ExitCode};
 
 use clap::error::ErrorKind;
 use clap::{ArgMatches, Parser};
+
+use crate::connect::reason;
 
 /// Exit status of a usage error: a bad option, port, address or number.
 pub const EXIT_USAGE: u8 = 2;
@@ -49,7 +53,8 @@ pub fn panic_text(info: &PanicHookInfo<'_>) -> String {
 }
 
 /// Parses the command line; on a usage error prints one line and exits 2
-/// (`--help` and `--version` print and exit 0 as usual).
+/// (`--help` and `--version` print and exit 0 as usual, or, if standard
+/// output is closed or cannot take them, say so in one line and exit 1).
 pub fn parse_args<A: Parser>(program: &str) -> A {
     parse_args_and_matches(program).0
 }
@@ -62,14 +67,30 @@ pub fn parse_args_and_matches<A: Parser>(program: &str) -> (A, ArgMatches) {
     match parsed {
         Ok(parsed) => parsed,
         Err(err) if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            let _ = err.print();
-            process::exit(0);
+            print_help_or_version(program, &err)
         }
         Err(err) => {
             crate::log::say(&format!("{program}: {} (see --help)\n", one_line(&err.to_string())));
             process::exit(EXIT_USAGE.into());
         }
     }
+}
+
+/// Prints what `--help` or `--version` asked for and exits 0; if standard
+/// output is closed or the write fails (`>/dev/full`), says so in one line
+/// and exits 1.
+fn print_help_or_version(program: &str, asked: &clap::Error) -> ! {
+    let what = if asked.kind() == ErrorKind::DisplayHelp { "the help" } else { "the version" };
+    if closed_at_start(io::stdout()) {
+        crate::log::say(&format!("{program}: cannot write {what}: standard output is closed\n"));
+        process::exit(EXIT_FAILURE.into());
+    }
+    // process::exit flushes nothing: flush here, and look at the result.
+    if let Err(err) = asked.print().and_then(|()| io::stdout().flush()) {
+        crate::log::say(&format!("{program}: cannot write {what} to standard output: {}\n", reason(&err)));
+        process::exit(EXIT_FAILURE.into());
+    }
+    process::exit(0);
 }
 
 /// Reports a usage error that clap cannot see (two options that do not go
@@ -121,9 +142,61 @@ pub fn exit_code(program: &str, result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            crate::log::say(&format!("{program}: {err:#}\n"));
+            crate::log::say(&format!("{program}: {}\n", without_error_numbers(&format!("{err:#}"))));
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+/// Removes the " (os error N)" that Rust's I/O errors end with: the
+/// number means nothing to whoever reads the line (the words before it
+/// say the same). Errors are worded with [`crate::connect::reason`] where
+/// they are made; this catches one that was not.
+fn without_error_numbers(text: &str) -> String {
+    const MARK: &str = " (os error ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        let after = &rest[at + MARK.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(')') {
+            out.push_str(&rest[..at]); // the mark, the number and ")" go
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(&rest[..at + MARK.len()]); // not an error number: kept
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether one of the standard descriptors (0, 1, 2) was closed when the
+/// program started (`TCPecho ... >&-`).
+///
+/// A closed one cannot be seen as closed from `main`: before `main`,
+/// Rust's runtime opens /dev/null, for reading and writing, on any of the
+/// three that is closed, so that the next file opened cannot take its
+/// number (a socket on descriptor 1 would receive the program's output).
+/// A shell opens /dev/null for reading only (`<`) or for writing only
+/// (`>`), so a /dev/null open both ways on 0, 1 or 2 stands for a
+/// descriptor that was closed. (So does the one that daemon(3) leaves,
+/// and `<>/dev/null`: there too, the input is empty and the output is
+/// thrown away.)
+pub fn closed_at_start(fd: impl AsFd) -> bool {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use nix::sys::stat::{fstat, stat};
+
+    let flags = match fcntl(&fd, FcntlArg::F_GETFL) {
+        Ok(flags) => OFlag::from_bits_truncate(flags),
+        Err(_) => return true, // closed indeed (a runtime that leaves it so)
+    };
+    if flags & OFlag::O_ACCMODE != OFlag::O_RDWR {
+        return false;
+    }
+    match (fstat(&fd), stat("/dev/null")) {
+        (Ok(ours), Ok(null)) => ours.st_mode & libc::S_IFMT == libc::S_IFCHR && ours.st_rdev == null.st_rdev,
+        _ => false,
     }
 }
 
@@ -140,6 +213,14 @@ mod tests {
         );
         let report = "error: unexpected argument '9000' found\n\nUsage: TCPechod [OPTIONS] [PORT]\n\nFor more information, try '--help'.\n";
         assert_eq!(one_line(report), "unexpected argument '9000' found");
+    }
+
+    #[test]
+    fn error_numbers_are_removed() {
+        let text = "cannot open /x: No such file or directory (os error 2)";
+        assert_eq!(without_error_numbers(text), "cannot open /x: No such file or directory");
+        let text = "a (os error 1): b (os error 22); c (os error x) (os error ";
+        assert_eq!(without_error_numbers(text), "a: b; c (os error x) (os error ");
     }
 
     #[test]

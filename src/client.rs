@@ -8,8 +8,24 @@
 //! large input would fill both directions of the connection: the client
 //! blocked sending, the server blocked sending back what nobody reads.)
 //! When the input ends, the client half-closes the connection (shutdown
-//! SHUT_WR: "no more data from me"), waits for the echo still due, and
-//! compares how many bytes came back with how many it sent.
+//! SHUT_WR: "no more data from me") and waits for the echo still due.
+//!
+//! What it checks: that as many bytes came back as were sent, and that
+//! they are the same bytes. Keeping a copy of every byte not yet echoed
+//! would take memory without bound (a server may read and never echo), so
+//! each thread feeds its stream to a hash as it goes (FNV-1a, eight 64-bit
+//! hashes side by side, see `Fnv1a` below), and when all of the echo is back
+//! the two must be equal. One changed byte always changes the hash;
+//! several changes could cancel out only by a rare coincidence (it is a
+//! checksum against mistakes, not against a server that means to fool
+//! it). An echo cut short is reported by its count, without comparing its
+//! bytes.
+//!
+//! If the server ends the echo first (it closes the connection), the
+//! client stops at once, even while its input is quiet (a terminal nobody
+//! types in), and says how much came back: the rest of the input is not
+//! sent. (With `--no-read` nothing reads the connection, so the close is
+//! noticed only when a send fails.)
 //!
 //! It ends gracefully on SIGTERM or SIGINT, as the server does: it stops
 //! sending, half-closes, waits up to `--grace` for the echo still due,
@@ -17,8 +33,11 @@
 //! closed. The main thread never blocks where a signal could not wake it:
 //! it sleeps in poll(2) on the wake pipe (which the handler and the reader
 //! thread write to) beside whatever it waits for (the input, room to send,
-//! the end of an `--interval` or `--hold`).
+//! the end of an `--interval` or `--hold`). A stop signal before the
+//! connection is made (during `--retry`) ends the run too: nothing was
+//! sent, and the exit status says the run was cut short.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -67,10 +86,11 @@ pub struct Options {
 /// How a run ended, when nothing failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
-    /// Every byte sent came back (or, with `--no-read`, everything was sent).
+    /// Every byte sent came back, unchanged (or, with `--no-read`,
+    /// everything was sent).
     Echoed,
-    /// A stop signal ended the run; `complete`: the echo of everything sent
-    /// came back within the grace period.
+    /// A stop signal ended the run; `complete`: the client had connected
+    /// and the echo of everything sent came back within the grace period.
     Stopped { complete: bool },
 }
 
@@ -80,8 +100,8 @@ pub fn run(opts: &Options) -> Result<Ended> {
     let wake = WakePipe::new()?;
     signals::install_client_handlers()?;
     let Some(sock) = connect(opts, &wake)? else {
-        notice!("stopped while trying to connect: nothing was sent");
-        return Ok(Ended::Stopped { complete: true });
+        notice!("stopped before the connection was made: nothing was sent");
+        return Ok(Ended::Stopped { complete: false });
     };
     let server = sock.peer_addr().context("getpeername")?;
     let progress = Arc::new(Progress::default());
@@ -89,7 +109,7 @@ pub fn run(opts: &Options) -> Result<Ended> {
         true => Some(spawn_reader(sock.try_clone().context("dup socket")?, Arc::clone(&progress))?),
         false => None,
     };
-    let client = Client { sock, server, wake, progress, opts };
+    let client = Client { sock, server, wake, progress, opts, sent_hash: Cell::new(Fnv1a::START) };
 
     let sending = client.send(&input);
     if sending.is_ok() {
@@ -98,13 +118,13 @@ pub fn run(opts: &Options) -> Result<Ended> {
     // Half-close: the server reads end of file, echoes what is left and closes.
     let _ = client.sock.shutdown(Shutdown::Write);
     if let Some(sig) = signals::terminate_requested() {
-        return Ok(client.stop(sig, input, reader));
+        return client.stop(sig, input, reader);
     }
     if reader.is_some() {
         client.wait_for_echo(None);
     }
     if let Some(sig) = signals::terminate_requested() {
-        return Ok(client.stop(sig, input, reader));
+        return client.stop(sig, input, reader);
     }
     client.check(sending)
 }
@@ -134,14 +154,21 @@ enum Input {
 }
 
 impl Input {
+    /// Opens the input and makes sure it can be read, before anything is
+    /// connected: a directory opens, but its first read fails.
     fn open(path: Option<&Path>) -> Result<Input> {
-        match path {
-            None => Ok(Input::Stdin(io::stdin())),
-            Some(path) => {
-                let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-                Ok(Input::File(file))
-            }
+        let (input, name) = match path {
+            None => (Input::Stdin(io::stdin()), "standard input".to_string()),
+            Some(path) => match File::open(path) {
+                Ok(file) => (Input::File(file), path.display().to_string()),
+                Err(err) => bail!("cannot open {}: {}", path.display(), reason(&err)),
+            },
+        };
+        let kind = nix::sys::stat::fstat(input.fd()).map(|st| st.st_mode & libc::S_IFMT);
+        if kind == Ok(libc::S_IFDIR) {
+            bail!("cannot read {name}: it is a directory");
         }
+        Ok(input)
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
@@ -165,6 +192,8 @@ struct Client<'a> {
     wake: WakePipe,
     progress: Arc<Progress>,
     opts: &'a Options,
+    /// The hash of every byte sent so far (only this thread sends).
+    sent_hash: Cell<Fnv1a>,
 }
 
 /// What the main thread waits for in poll, beside the wake pipe.
@@ -211,10 +240,12 @@ impl Client<'_> {
         self.sleep(self.opts.hold);
     }
 
-    /// Sleeps `duration`, cut short by a stop signal (`--interval`, `--hold`).
+    /// Sleeps `duration` (`--interval`, `--hold`), cut short by a stop
+    /// signal or by the end of the echo: a connection the server closed
+    /// is not worth holding, nor the next line worth waiting for.
     fn sleep(&self, duration: Duration) {
         let end = Instant::now() + duration;
-        while signals::terminate_requested().is_none() {
+        while signals::terminate_requested().is_none() && !self.echo_ended() {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() || self.wait(Event::Nothing, timeout_for(left)).is_err() {
                 return;
@@ -222,10 +253,16 @@ impl Client<'_> {
         }
     }
 
-    /// Sends the input as it reads it, until it ends or a stop signal
-    /// comes. With an `--interval`, it sends line by line and pauses before
-    /// each line but the first; a line longer than the buffer goes out in
-    /// pieces, so memory stays constant.
+    /// Whether the reader thread has stopped: the server ended the echo
+    /// (or the connection or standard output failed).
+    fn echo_ended(&self) -> bool {
+        self.progress.lock().reader_end.is_some()
+    }
+
+    /// Sends the input as it reads it, until it ends, a stop signal comes
+    /// or the server ends the echo. With an `--interval`, it sends line by
+    /// line and pauses before each line but the first; a line longer than
+    /// the buffer goes out in pieces, so memory stays constant.
     fn send(&self, input: &Input) -> Result<(), SendError> {
         let mut buf = vec![0u8; CHUNK];
         let (mut at_line_start, mut first) = (true, true);
@@ -233,8 +270,16 @@ impl Client<'_> {
             if signals::terminate_requested().is_some() {
                 return Ok(());
             }
-            let readable =
-                self.wait(Event::Readable(input.fd()), PollTimeout::NONE).map_err(SendError::Input)?;
+            // Once the echo has ended, the client waits for no more input
+            // (from a terminal, it may never come), but it still takes
+            // what is already there: the end of the input, if it came at
+            // the same time as the server's close, is a normal end.
+            let echo_ended = self.echo_ended();
+            let timeout = if echo_ended { PollTimeout::ZERO } else { PollTimeout::NONE };
+            let readable = self.wait(Event::Readable(input.fd()), timeout).map_err(SendError::Input)?;
+            if !readable && echo_ended {
+                return Err(SendError::EchoEnded);
+            }
             if !readable {
                 continue; // the wake pipe: a signal, or news from the reader
             }
@@ -271,6 +316,9 @@ impl Client<'_> {
         while !data.is_empty() && signals::terminate_requested().is_none() {
             match send(self.sock.as_raw_fd(), data, flags) {
                 Ok(n) => {
+                    let mut hash = self.sent_hash.get();
+                    hash.add(&data[..n]);
+                    self.sent_hash.set(hash);
                     self.progress.update(|t| t.sent += n as u64);
                     data = &data[n..];
                 }
@@ -310,19 +358,29 @@ impl Client<'_> {
     }
 
     /// The graceful end after a stop signal: the echo still due, within the
-    /// grace period; then every resource closed, each said.
-    fn stop(self, sig: nix::sys::signal::Signal, input: Input, reader: Option<JoinHandle<()>>) -> Ended {
+    /// grace period; then every resource closed, each said. An echo that
+    /// came back whole but changed is an error, as without the signal.
+    fn stop(
+        self,
+        sig: nix::sys::signal::Signal,
+        input: Input,
+        reader: Option<JoinHandle<()>>,
+    ) -> Result<Ended> {
         notice!("{sig} received: no more input is sent");
         if reader.is_some() {
             self.wait_for_echo(Some(Instant::now() + self.opts.grace));
         }
-        let (sent, received) = {
+        let (sent, received, received_hash) = {
             let t = self.progress.lock();
-            (t.sent, t.received)
+            (t.sent, t.received, t.received_hash)
         };
         let complete = !self.opts.read_back || received >= sent;
+        let changed = self.opts.read_back && received == sent && received_hash != self.sent_hash.get();
         match (self.opts.read_back, complete) {
             (false, _) => notice!("sent {sent} bytes (not reading the echo: --no-read)"),
+            (true, true) if changed => {
+                notice!("sent {sent} bytes, and {received} came back, but not the bytes sent")
+            }
             (true, true) => notice!("sent {sent} bytes, and all {received} came back"),
             (true, false) => notice!(
                 "sent {sent} bytes; {received} came back, {} had not within the grace period of {} s",
@@ -361,15 +419,24 @@ impl Client<'_> {
         let (read_fd, write_fd) = self.wake.fds();
         drop(self.wake);
         notice!("closed the wake pipe (fds {read_fd} and {write_fd})");
-        Ended::Stopped { complete }
+        if changed {
+            return Err(changed_echo(sent, received));
+        }
+        Ok(Ended::Stopped { complete })
     }
 
-    /// After a run that no signal stopped: did every byte come back?
+    /// After a run that no signal stopped: did every byte come back, as
+    /// it was sent?
     fn check(self, sending: Result<(), SendError>) -> Result<Ended> {
         let transfer = self.progress.lock();
         let (sent, received) = (transfer.sent, transfer.received);
         if let Some(ReaderEnd::Output(err)) = &transfer.reader_end {
             bail!("cannot write to standard output: {}", reason(err));
+        }
+        // Before anything else: the echo that came back is wrong.
+        let changed = transfer.received_hash != self.sent_hash.get();
+        if self.opts.read_back && received == sent && changed {
+            return Err(changed_echo(sent, received));
         }
         if let Err(err) = sending {
             // `transfer` holds the lock of `progress`, which explain takes
@@ -407,7 +474,72 @@ struct Progress {
 struct Transfer {
     sent: u64,
     received: u64,
+    /// The hash of every byte received so far.
+    received_hash: Fnv1a,
     reader_end: Option<ReaderEnd>,
+}
+
+/// The hash of a stream, fed piece by piece: eight 64-bit FNV-1a hashes
+/// side by side, byte number `i` of the stream going into hash `i % 8`.
+/// Each is plain FNV-1a, a byte per step, `hash = (hash ^ byte) * prime`;
+/// eight of them let the processor do the multiplications of eight bytes
+/// together instead of one after the other, so hashing keeps up with the
+/// transfer. Where a byte goes depends on its place in the stream, not on
+/// how the stream was cut, so the chunks sent and the chunks received (cut
+/// elsewhere by TCP) compare. A step can be undone for a known byte, so
+/// two streams of the same length that differ in one byte always hash
+/// differently.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Fnv1a {
+    lanes: [u64; 8],
+    /// Bytes hashed so far.
+    len: u64,
+}
+
+impl Fnv1a {
+    /// The hash of nothing (FNV's offset basis, in every lane).
+    const START: Fnv1a = Fnv1a { lanes: [0xcbf2_9ce4_8422_2325; 8], len: 0 };
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    /// Feeds `bytes`, the next piece of the stream.
+    fn add(&mut self, mut bytes: &[u8]) {
+        // A byte at a time up to a place that is a multiple of 8...
+        while !self.len.is_multiple_of(8) {
+            let Some((&byte, rest)) = bytes.split_first() else { return };
+            self.step(byte);
+            bytes = rest;
+        }
+        // ...then eight at a time, one into each lane.
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            for (lane, &byte) in self.lanes.iter_mut().zip(word) {
+                *lane = (*lane ^ u64::from(byte)).wrapping_mul(Fnv1a::PRIME);
+            }
+        }
+        self.len += (bytes.len() - words.remainder().len()) as u64;
+        for &byte in words.remainder() {
+            self.step(byte);
+        }
+    }
+
+    fn step(&mut self, byte: u8) {
+        let lane = &mut self.lanes[(self.len % 8) as usize];
+        *lane = (*lane ^ u64::from(byte)).wrapping_mul(Fnv1a::PRIME);
+        self.len += 1;
+    }
+}
+
+impl Default for Fnv1a {
+    fn default() -> Fnv1a {
+        Fnv1a::START
+    }
+}
+
+/// The error of an echo as long as the input but different from it.
+fn changed_echo(sent: u64, received: u64) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the echo differs from what was sent ({sent} bytes sent, {received} came back): the server changed the bytes"
+    )
 }
 
 /// Why the reading thread stopped.
@@ -437,23 +569,30 @@ impl Progress {
 enum SendError {
     Input(io::Error),
     Socket(io::Error),
+    /// The reader thread stopped while the input was quiet.
+    EchoEnded,
 }
 
 impl SendError {
     fn explain(self, server: SocketAddr, progress: &Progress) -> anyhow::Error {
         let transfer = progress.lock();
+        let (sent, received) = (transfer.sent, transfer.received);
+        let closed_first = matches!(transfer.reader_end, Some(ReaderEnd::Closed));
         match self {
             SendError::Input(err) => anyhow::anyhow!("cannot read the input: {}", reason(&err)),
-            SendError::Socket(_) if matches!(transfer.reader_end, Some(ReaderEnd::Closed)) => anyhow::anyhow!(
-                "server {server} closed the connection after echoing {} of the {} bytes sent; the rest of the input was not sent",
-                transfer.received,
-                transfer.sent
+            SendError::Socket(_) | SendError::EchoEnded if closed_first => anyhow::anyhow!(
+                "server {server} closed the connection after echoing {received} of the {sent} bytes sent; the rest of the input was not sent"
             ),
+            SendError::EchoEnded => match &transfer.reader_end {
+                Some(ReaderEnd::Failed(err)) => anyhow::anyhow!(
+                    "connection to {server} failed after {received} of {sent} bytes: {}",
+                    reason(err)
+                ),
+                _ => anyhow::anyhow!("the echo from {server} ended after {received} of {sent} bytes"),
+            },
             SendError::Socket(err) => anyhow::anyhow!(
-                "cannot send to {server} after {} bytes: {} (the server closed the connection; {} bytes came back)",
-                transfer.sent,
-                reason(&err),
-                transfer.received
+                "cannot send to {server} after {sent} bytes: {} (the server closed the connection; {received} bytes came back)",
+                reason(&err)
             ),
         }
     }
@@ -463,6 +602,7 @@ impl SendError {
 fn spawn_reader(mut sock: TcpStream, progress: Arc<Progress>) -> Result<JoinHandle<()>> {
     let reader = move || {
         let mut buf = vec![0u8; CHUNK];
+        let mut hash = Fnv1a::START;
         let mut out = io::stdout().lock();
         let end = loop {
             match sock.read(&mut buf) {
@@ -480,7 +620,11 @@ fn spawn_reader(mut sock: TcpStream, progress: Arc<Progress>) -> Result<JoinHand
                         let _ = sock.shutdown(Shutdown::Both);
                         break ReaderEnd::Output(err);
                     }
-                    progress.update(|t| t.received += n as u64);
+                    hash.add(&buf[..n]);
+                    progress.update(|t| {
+                        t.received += n as u64;
+                        t.received_hash = hash;
+                    });
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => break ReaderEnd::Failed(err),
@@ -489,4 +633,41 @@ fn spawn_reader(mut sock: TcpStream, progress: Arc<Progress>) -> Result<JoinHand
         progress.update(|t| t.reader_end = Some(end));
     };
     thread::Builder::new().name("reader".into()).spawn(reader).context("start the reader thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_in_pieces(stream: &[u8], piece: usize) -> Fnv1a {
+        let mut hash = Fnv1a::START;
+        for part in stream.chunks(piece) {
+            hash.add(part);
+        }
+        hash
+    }
+
+    #[test]
+    fn the_hash_does_not_depend_on_how_the_stream_was_cut() {
+        let stream: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let whole = hash_in_pieces(&stream, stream.len());
+        for piece in [1, 3, 7, 8, 13, 4096] {
+            assert!(hash_in_pieces(&stream, piece) == whole, "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn one_changed_byte_changes_the_hash() {
+        let stream = vec![b'a'; 100];
+        let whole = hash_in_pieces(&stream, 100);
+        for at in 0..stream.len() {
+            let mut changed = stream.clone();
+            changed[at] = b'A';
+            assert!(hash_in_pieces(&changed, 9) != whole, "byte {at}");
+        }
+        // The one-byte FNV-1a of a known test vector, in lane 0.
+        let mut one = Fnv1a::START;
+        one.add(b"a");
+        assert_eq!(one.lanes[0], 0xaf63_dc4c_8601_ec8c);
+    }
 }

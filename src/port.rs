@@ -13,15 +13,17 @@ pub const SERVICES_FILE: &str = "/etc/services";
 
 /// Turns a command-line port into a number: digits are a port number
 /// (0 to 65535, where 0 asks the kernel for an ephemeral port), anything
-/// else is a TCP service name from `/etc/services`.
+/// else is a TCP service name from `/etc/services`. A leading `+` is
+/// taken, as Rust's and clap's number parsers (and C's `atoi`) take it:
+/// `+8000` is port 8000, as `--grace +5` is 5 seconds.
 ///
 /// The error is one sentence, suitable after "invalid value 'X' for PORT:".
 pub fn parse(text: &str) -> Result<u16, String> {
     if text.is_empty() {
         return Err("a port cannot be empty".to_string());
     }
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         return match text.parse::<u16>() {
             Ok(port) => Ok(port),
             Err(_) => Err(format!("port {text} is out of range (0 to 65535)")),
@@ -34,6 +36,17 @@ pub fn parse(text: &str) -> Result<u16, String> {
         Err(err) => Err(format!(
             "cannot look up service '{text}': {SERVICES_FILE}: {err} (give a port number instead)"
         )),
+    }
+}
+
+/// Like [`parse`], for a port to connect to: 0, which only a server can
+/// ask for (any free port), is refused.
+pub fn parse_remote(text: &str) -> Result<u16, String> {
+    match parse(text)? {
+        0 => Err(format!(
+            "port {text} cannot be connected to (0 only asks the kernel for a free port, for a server)"
+        )),
+        port => Ok(port),
     }
 }
 
@@ -71,6 +84,15 @@ syslog\t\t514/udp
         assert_eq!(parse("8000"), Ok(8000));
         assert_eq!(parse("0"), Ok(0));
         assert_eq!(parse("65535"), Ok(65535));
+        assert_eq!(parse("+9163"), Ok(9163));
+    }
+
+    #[test]
+    fn a_client_cannot_connect_to_port_0() {
+        assert_eq!(parse_remote("8000"), Ok(8000));
+        for zero in ["0", "+0", "000"] {
+            assert!(parse_remote(zero).unwrap_err().contains("cannot be connected to"), "{zero}");
+        }
     }
 
     #[test]
@@ -80,6 +102,9 @@ syslog\t\t514/udp
             assert!(err.contains("out of range"), "{bad}: {err}");
         }
         assert!(parse("").unwrap_err().contains("empty"));
+        for sign in ["+", "-"] {
+            assert!(parse(sign).unwrap_err().contains("unknown service"), "{sign}");
+        }
     }
 
     #[test]
