@@ -13,8 +13,8 @@
 //! ```
 //!
 //! Exit status: 0 after a graceful shutdown, 1 when the server cannot run
-//! (port in use, permission denied...), 2 for a bad command line, 70 for an
-//! internal error (a bug).
+//! (port in use, permission denied..., or `--help`/`--version` that cannot
+//! be written), 2 for a bad command line, 70 for an internal error (a bug).
 
 // The lab's programs are called TCPechod and TCPecho, capitals included.
 #![allow(non_snake_case)]
