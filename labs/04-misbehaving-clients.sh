@@ -2,8 +2,72 @@
 # Exercise 4: clients that misbehave (one connects and says nothing, one
 # sends without ever reading the echo, then dies in the middle) do not stop
 # the server from serving everybody else: each has a child of its own.
-# Where each child waits: ps (wchan) and, as root, /proc/PID/stack.
+# Where each child waits: ps (wchan), which says the same for both; what
+# tells them apart without privileges: the queues of their sockets (ss -tnp)
+# and the system call each is blocked in (/proc/PID/syscall); and, as root,
+# the kernel's stack (/proc/PID/stack; labs/recorded/04-stack.txt has one).
 source "$(dirname "$0")/lib.sh"
+
+# syscall_name NUMBER: the name of system call NUMBER on this machine (the
+# numbers differ from one architecture to another), among those a child of
+# the server can be blocked in.
+syscall_name() {
+    case "$(uname -m):$1" in
+        x86_64:0 | aarch64:63) echo read ;;
+        x86_64:1 | aarch64:64) echo write ;;
+        x86_64:45 | aarch64:207) echo recvfrom ;;
+        x86_64:44 | aarch64:206) echo sendto ;;
+        x86_64:275 | aarch64:76) echo splice ;;
+        x86_64:7) echo poll ;;
+        x86_64:271 | aarch64:73) echo ppoll ;;
+        *) t "number $1 on $(uname -m) (man 2 syscall names them)" "número $1 en $(uname -m) (man 2 syscall los nombra)" ;;
+    esac
+}
+
+# queues_of PID: "RECV-Q SEND-Q" of the socket that child PID serves (its
+# end of the connection, on the server's port).
+queues_of() {
+    ss -Htnp "( sport = :$PORT )" | awk -v pid="pid=$1," 'index($0, pid) { print $2, $3; exit }'
+}
+
+# where_it_waits WHO PID: what the queues of its socket, and the system
+# call it is blocked in, say about where child PID waits.
+where_it_waits() {
+    local who=$1 pid=$2 recv send line call
+    read -r recv send <<<"$(queues_of "$pid")"
+    if [ "${recv:-0}" = 0 ] && [ "${send:-0}" = 0 ]; then
+        explain "$who's child ($pid): Recv-Q 0, Send-Q 0: nothing arrived to read and nothing waits to go out: it waits to read." \
+            "el hijo de $who ($pid): Recv-Q 0, Send-Q 0: no ha llegado nada que leer ni queda nada por salir: espera para leer."
+    else
+        explain "$who's child ($pid): Recv-Q $recv, Send-Q $send: its echo waits to go out, and what came is not read: it waits to write." \
+            "el hijo de $who ($pid): Recv-Q $recv, Send-Q $send: su eco espera para salir, y lo que llegó no se lee: espera para escribir."
+    fi
+    printf '$ cat /proc/%s/syscall\n' "$pid"
+    if line=$(cat "/proc/$pid/syscall" 2>/dev/null); then
+        printf '%s\n' "$line"
+        call=${line%% *}
+        case $call in
+            running) explain "(it was running just then)" "(justo entonces se estaba ejecutando)" ;;
+            -1) explain "(blocked, but not in a system call)" "(bloqueado, pero no en una llamada al sistema)" ;;
+            *) explain "system call $call = $(syscall_name "$call") (the first number; the others are its arguments, the descriptor first)" \
+                "llamada al sistema $call = $(syscall_name "$call") (el primer número; los demás son sus argumentos, el descriptor primero)" ;;
+        esac
+    else
+        explain "(cannot read it here: /proc/PID/syscall is for processes you may trace, and $(yama_rule))" \
+            "(aquí no se puede leer: /proc/PID/syscall es para procesos que puedes trazar, y $(yama_rule))"
+    fi
+}
+
+# Why a process of yours may not be traced: Yama's rule, where there is one.
+yama_rule() {
+    local scope
+    scope=$(cat /proc/sys/kernel/yama/ptrace_scope 2>/dev/null || echo none)
+    case $scope in
+        1) t "kernel.yama.ptrace_scope = 1 here: only its ancestors" "aquí kernel.yama.ptrace_scope = 1: solo sus antepasados" ;;
+        none) t "this kernel refuses it" "este núcleo lo impide" ;;
+        *) t "kernel.yama.ptrace_scope = $scope here: only root" "aquí kernel.yama.ptrace_scope = $scope: solo root" ;;
+    esac
+}
 
 start_server 04-server
 
@@ -37,16 +101,26 @@ start=$(now_ms)
 client < <(printf 'is anybody there?\n')
 explain "C was served in $(($(now_ms) - start)) ms" "C ha sido atendido en $(($(now_ms) - start)) ms"
 show_processes wchan:32
+look "three processes: the parent, and the children of A ($a_child) and B ($b_child), all three asleep (S). WCHAN says wait_woken for both children: ps does not tell them apart." \
+    "tres procesos: el padre y los hijos de A ($a_child) y de B ($b_child), los tres dormidos (S). WCHAN dice wait_woken en los dos hijos: ps no los distingue."
+
+say "Where each child waits, seen from its socket: ss -tnp, the server's end of each connection" \
+    "Dónde espera cada hijo, visto desde su socket: ss -tnp, el extremo del servidor de cada conexión"
+run_line "ss -tnp \"( sport = :$PORT )\""
+where_it_waits A "$a_child"
+where_it_waits B "$b_child"
 if [ "$(id -u)" = 0 ]; then
     run cat "/proc/$a_child/stack"
     run cat "/proc/$b_child/stack"
+    look "the stack tells them apart too: A's child waits for data to read (sk_wait_data, under tcp_recvmsg), B's for room to write (sk_stream_wait_memory, under tcp_sendmsg)." \
+        "la pila también los distingue: el hijo de A espera datos que leer (sk_wait_data, bajo tcp_recvmsg), y el de B, sitio donde escribir (sk_stream_wait_memory, bajo tcp_sendmsg)."
 else
-    explain "(as root, cat /proc/$a_child/stack and cat /proc/$b_child/stack show where each child sleeps inside the kernel)" \
-        "(como root, cat /proc/$a_child/stack y cat /proc/$b_child/stack muestran dónde duerme cada hijo dentro del núcleo)"
+    explain "(/proc/PID/stack, the kernel's own stack of each child, is for root only: labs/recorded/04-stack.txt has one, recorded as root: sk_wait_data for A's child, sk_stream_wait_memory for B's)" \
+        "(/proc/PID/stack, la pila del propio núcleo de cada hijo, es solo para root: labs/recorded/04-stack.txt tiene una, grabada como root: sk_wait_data en el hijo de A, sk_stream_wait_memory en el de B)"
 fi
+look "users: in ss names the process that holds each socket: you see it for your own processes, no privileges needed. The queues say where each child waits, and the system call says it too: read for A's child, write for B's." \
+    "users: en ss nombra el proceso que tiene cada socket: lo ves en tus propios procesos, sin privilegios. Las colas dicen dónde espera cada hijo, y la llamada al sistema también: read en el hijo de A, write en el de B."
 show_sockets
-look "three processes: the parent, and the children of A ($a_child) and B ($b_child), all three asleep (S). WCHAN says wait_woken for both children; the stack tells them apart: A's child waits for data to read (sk_wait_data, under tcp_recvmsg), B's for room to write (sk_stream_wait_memory, under tcp_sendmsg)." \
-    "tres procesos: el padre y los hijos de A ($a_child) y de B ($b_child), los tres dormidos (S). WCHAN dice wait_woken en los dos hijos; la pila los distingue: el hijo de A espera datos que leer (sk_wait_data, bajo tcp_recvmsg), y el de B, sitio donde escribir (sk_stream_wait_memory, bajo tcp_sendmsg)."
 look "A's connection is empty both ways. B's is full both ways: the echo waits in the child's Send-Q for B, which never reads it; B's data waits in B's Send-Q and in the child's Recv-Q, because the child, stuck in write, no longer reads either." \
     "la conexión de A está vacía en los dos sentidos. La de B está llena en los dos: el eco espera en el Send-Q del hijo a que B lo lea, y B nunca lo lee; los datos de B esperan en el Send-Q de B y en el Recv-Q del hijo, porque el hijo, atascado en write, ya tampoco lee."
 look "C was served at once anyway. In an iterative server, A alone would have blocked everybody." \

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Exercise 5, with the lab's server: the same three clients against a
 # server with the SIGCHLD reaper and against one without it (--no-reaper),
-# with ps before and after, and the status line of SIGUSR1.
+# with ps x before and after, and the status line of SIGUSR1.
 source "$(dirname "$0")/lib.sh"
+
+# The server and its children, as `ps x` lists them (your own processes),
+# its line and theirs only.
+server_and_children() {
+    # shellcheck disable=SC2046 # one PID per word
+    show_pids "" "$SERVER_PID" $(ps -o pid= --ppid "$SERVER_PID")
+}
 
 # Three short clients, one after another.
 three_clients() {
@@ -20,7 +27,7 @@ for variant in with without; do
         start_server 05-$variant --no-reaper
     fi
     explain "before the clients:" "antes de los clientes:"
-    show_processes
+    server_and_children
     three_clients
     if [ "$variant" = with ]; then
         wait_until "[ \$(grep -c 'reaped child' '$LAB_OUT/05-$variant.log') -ge 3 ]"
@@ -28,7 +35,7 @@ for variant in with without; do
         wait_until "[ \$(ps -o stat= --ppid $SERVER_PID | grep -c Z) -ge 3 ]"
     fi
     explain "after the clients closed their connections:" "después de que los clientes cerraran sus conexiones:"
-    show_processes
+    server_and_children
     explain "SIGUSR1 asks the server for a status line:" "SIGUSR1 le pide al servidor una línea de estado:"
     run kill -USR1 "$SERVER_PID"
     wait_for_line "$LAB_OUT/05-$variant.log" "status:"
@@ -37,6 +44,8 @@ for variant in with without; do
     show_log 05-$variant
 done
 
+look "ps x lists your own processes only (never another user's zombies); awk keeps the header and this server's lines: the parent and its children, the PIDs that follow 'forked child' in its log." \
+    "ps x lista solo tus propios procesos (nunca los zombis de otro usuario); awk se queda con la cabecera y las líneas de este servidor: el padre y sus hijos, los PID que siguen a 'forked child' en su registro."
 look "with the reaper, ps shows only the parent once the clients are done: the SIGCHLD handler collected each child (waitpid) as it exited, and the log says 'reaped child'." \
     "con reaper, ps solo muestra al padre cuando los clientes terminan: el manejador de SIGCHLD ha recogido a cada hijo (waitpid) en cuanto terminó, y el registro dice 'reaped child'."
 look "without it, each child that has finished stays as a zombie (STAT Z, <defunct>), holding its PID and its exit status until its parent waits for it. Here only the shutdown collects them; the status line counts them (zombies=3)." \

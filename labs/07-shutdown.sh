@@ -47,7 +47,7 @@ child=$(sed -n 's/.*forked child \([0-9]*\)$/\1/p' "$LAB_OUT/07-slow.log" | head
 # The child has read the line once it sleeps in its delay (ps: WCHAN
 # hrtimer_nanosleep or the like).
 wait_until "ps -o wchan:32= -p $child | grep -q sleep"
-run ps -o pid,stat,wchan:32,args -p "$child"
+show_pids pid,stat,wchan:32,args "$child"
 stop_server 07-slow
 wait "$slow" || true
 grep -E "SIGTERM|grace|SIGKILL|shutdown" "$LAB_OUT/07-slow.log" | sed 's/^/    /'
@@ -60,11 +60,11 @@ client_in_background --hold 2 < /dev/null
 holder=$CLIENT_PID
 wait_for_line "$LAB_OUT/07-nohandler.log" "forked child"
 child=$(sed -n 's/.*forked child \([0-9]*\)$/\1/p' "$LAB_OUT/07-nohandler.log" | head -n 1)
-run ps -o pid,ppid,stat,args -p "$SERVER_PID,$child"
+show_pids pid,ppid,stat,args "$SERVER_PID" "$child"
 kill_server TERM
 explain "SIGTERM killed the parent: no summary in its log" \
     "SIGTERM ha matado al padre: no hay resumen en su registro"
-run ps -o pid,ppid,stat,args -p "$child"
+show_pids pid,ppid,stat,args "$child"
 look "the parent died at once, without closing anything itself or telling its children. The child lives on and still serves its client; it was an orphan, and was adopted: its PPID is now init's (1) or that of the nearest ancestor that asked to adopt orphans (a 'subreaper', such as systemd --user)." \
     "el padre ha muerto al instante, sin cerrar nada por su cuenta ni avisar a sus hijos. El hijo sigue vivo y sigue atendiendo a su cliente; se quedó huérfano y lo han adoptado: su PPID es ahora el de init (1) o el del antepasado más cercano que haya pedido adoptar huérfanos (un 'subreaper', como systemd --user)."
 wait "$holder" || true
@@ -77,11 +77,11 @@ client_in_background --hold 2 < /dev/null
 holder=$CLIENT_PID
 wait_for_line "$LAB_OUT/07-ctrl-c.log" "forked child"
 child=$(sed -n 's/.*forked child \([0-9]*\)$/\1/p' "$LAB_OUT/07-ctrl-c.log" | head -n 1)
-run ps -o pid,ppid,pgid,stat,args -p "$SERVER_PID,$child"
+show_pids pid,ppid,pgid,stat,args "$SERVER_PID" "$child"
 run kill -INT -- "-$SERVER_PID"
 wait_until "! kill -0 -- -$SERVER_PID 2>/dev/null" 15
 wait "$SERVER_PID" 2>/dev/null || true
-run ps -o pid,ppid,pgid,stat,args -p "$SERVER_PID,$child" || true
+show_pids pid,ppid,pgid,stat,args "$SERVER_PID" "$child"
 wait "$holder" || true
 look "this time the child is gone too: a child is in its parent's process group (PGID), and the terminal sends SIGINT to every process of its foreground group, so the child got SIGINT straight from the terminal, at the same time as its parent, and without a handler it died of it. With the handler, each child starts its own graceful end when its SIGINT comes, whatever the parent does; its log says 'stopped reading on' the stop signal that came first, SIGINT or the parent's SIGTERM. When the order matters, send SIGTERM to the parent alone: kill -TERM PID." \
     "esta vez el hijo tampoco está: un hijo está en el grupo de procesos de su padre (PGID), y el terminal envía SIGINT a todos los procesos de su grupo en primer plano, así que el hijo ha recibido SIGINT directamente del terminal, a la vez que su padre, y sin manejador ha muerto por ella. Con el manejador, cada hijo empieza su propio cierre ordenado al llegarle su SIGINT, haga lo que haga el padre; su registro dice 'stopped reading on' con la señal de parada que llegó primero, SIGINT o el SIGTERM del padre. Cuando importe el orden, envía SIGTERM solo al padre: kill -TERM PID."

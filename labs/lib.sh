@@ -16,6 +16,11 @@
 # the processes it started. A server that cannot start (its port taken, say)
 # stops the script at once with the server's own error, exit status 1.
 #
+# Run with sudo (sudo labs/02-tcpdump.sh), a script builds as the student
+# who ran sudo, never as root, and gives that student every file and folder
+# it makes in the tree: root leaves nothing behind that the student cannot
+# remove or rebuild.
+#
 # Settings (environment): TCPECHOD, TCPECHO (the binaries; by default the
 # ones `make` puts at the top of the repository, rebuilt first), LAB_OUT (where
 # the runs' folders go, default labs/out), LAB_PORT (the server port, default
@@ -28,8 +33,26 @@ case "${LC_ALL:-${LC_MESSAGES:-${LANG:-}}}" in es*) LAB_LANG=es ;; esac
 # t ENGLISH SPANISH: the text in the lab's language.
 t() { if [ "$LAB_LANG" = es ]; then printf '%s' "$2"; else printf '%s' "$1"; fi; }
 
+# Programs such as ip and tcpdump live in /usr/sbin or /sbin on some
+# systems, outside a user's PATH.
+PATH=$PATH:/usr/sbin:/sbin
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$LAB_DIR/.." && pwd)
+
+# Run through sudo in a student's tree: AS_STUDENT runs a command as that
+# student (with their HOME and their cargo), so that what it makes is
+# theirs; STUDENT_OWNS is their uid:gid. Empty otherwise.
+AS_STUDENT=()
+STUDENT_OWNS=
+if [ "$(id -u)" = 0 ] && [[ ${SUDO_UID:-} =~ ^[1-9][0-9]*$ ]] && [[ ${SUDO_GID:-} =~ ^[0-9]+$ ]] \
+    && [ "$(stat -c %u "$ROOT")" = "$SUDO_UID" ]; then
+    STUDENT_OWNS=$SUDO_UID:$SUDO_GID
+    student_home=$(getent passwd "$SUDO_UID" | cut -d: -f6 || true)
+    student_home=${student_home:-/nonexistent}
+    AS_STUDENT=(setpriv "--reuid=$SUDO_UID" "--regid=$SUDO_GID" --init-groups
+        env "HOME=$student_home" "USER=${SUDO_USER:-}" "LOGNAME=${SUDO_USER:-}"
+        "PATH=$student_home/.cargo/bin:$PATH")
+fi
 # One build at a time in this checkout: two runs building at once would
 # copy the same binaries over each other (make build's copy is not made for
 # that). "${BUILD_LOCK[@]}" make ... waits for the other run's build, after
@@ -40,8 +63,17 @@ if [ -z "${TCPECHOD:-}" ] || [ -z "${TCPECHO:-}" ]; then
     # The binaries of this checkout, rebuilt if the code changed.
     TCPECHOD=$ROOT/TCPechod
     TCPECHO=$ROOT/TCPecho
-    if ! build_output=$("${BUILD_LOCK[@]}" make -s -C "$ROOT" build 2>&1); then
+    # With sudo, binaries that the student built after the last change of
+    # the code are used as they are: under sudo their cargo may be out of reach.
+    if [ -n "$STUDENT_OWNS" ] && [ -x "$TCPECHOD" ] && [ -x "$TCPECHO" ] && [ -d "$ROOT/src" ] \
+        && [ -z "$(find "$ROOT/src" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -newer "$TCPECHOD" -print -quit 2>/dev/null)" ]; then
+        :
+    elif ! build_output=$("${AS_STUDENT[@]}" "${BUILD_LOCK[@]}" make -s -C "$ROOT" build 2>&1); then
         printf '%s\nmake: %s\n' "$build_output" "$(t "failed: the lab needs the programs built" "falló: la práctica necesita los programas compilados")" >&2
+        if [ -n "$STUDENT_OWNS" ]; then
+            printf '%s\n' "$(t "With sudo the build runs as ${SUDO_USER:-you}, never as root: build it as yourself first (make), then run this script again with sudo." \
+                "Con sudo se compila como ${SUDO_USER:-tú}, nunca como root: compila primero como tú mismo (make) y luego vuelve a ejecutar este script con sudo.")" >&2
+        fi
         exit 1
     fi
 fi
@@ -53,13 +85,20 @@ LAB_PORT_ASKED=$LAB_PORT
 # This run's folder, LAB_OUT/SCRIPT/DATE-TIME-PID: what the script writes
 # goes there, and nowhere else. The names sort in the order the runs started.
 LAB_SCRIPT=$(basename "$0" .sh)
-LAB_RUN=$(date +%Y%m%d-%H%M%S)-$$
-mkdir -p "${LAB_OUT:-$LAB_DIR/out}/$LAB_SCRIPT"
-LAB_OUT=$(cd "${LAB_OUT:-$LAB_DIR/out}/$LAB_SCRIPT" && pwd)/$LAB_RUN
-mkdir "$LAB_OUT"
-# "latest" points to the run started last: made under a name of our own,
-# then renamed over the old one, so that it is never missing or half made.
-ln -s "$LAB_RUN" "$LAB_OUT.latest" && mv -T -f "$LAB_OUT.latest" "$(dirname "$LAB_OUT")/latest" || true
+if [ -n "${LAB_RUN_DIR:-}" ]; then
+    # The same run, carried on inside a private network (02-tcpdump.sh).
+    LAB_OUT=$LAB_RUN_DIR
+else
+    LAB_RUN=$(date +%Y%m%d-%H%M%S)-$$
+    "${AS_STUDENT[@]}" mkdir -p "${LAB_OUT:-$LAB_DIR/out}/$LAB_SCRIPT"
+    LAB_OUT=$(cd "${LAB_OUT:-$LAB_DIR/out}/$LAB_SCRIPT" && pwd)/$LAB_RUN
+    "${AS_STUDENT[@]}" mkdir "$LAB_OUT"
+    # "latest" points to the run started last: made under a name of our own,
+    # then renamed over the old one, so that it is never missing or half made.
+    "${AS_STUDENT[@]}" ln -s "$LAB_RUN" "$LAB_OUT.latest" \
+        && "${AS_STUDENT[@]}" mv -T -f "$LAB_OUT.latest" "$(dirname "$LAB_OUT")/latest" || true
+fi
+LAB_RUN_DIR=$LAB_OUT
 # Shown as the student would type it: from here, when it is below here.
 LAB_OUT=${LAB_OUT#"$PWD"/}
 
@@ -103,6 +142,8 @@ cleanup() {
     for command in "${CLEANUP[@]}"; do
         eval "$command" >/dev/null 2>&1 || true
     done
+    # What root wrote in the run's folder (logs, captures) goes to the student.
+    if [ -n "$STUDENT_OWNS" ]; then chown -R "$STUDENT_OWNS" "$LAB_RUN_DIR" 2>/dev/null || true; fi
     if [ "$status" != 77 ]; then
         printf '\n%s %s\n' "$(t "Logs of this run:" "Registros de esta ejecución:")" "$LAB_OUT/"
     fi
@@ -212,11 +253,23 @@ show_log() {
     sed 's/^/    /' "$LAB_OUT/$1.log"
 }
 
-# The server's processes, the parent and its children (zombies included):
-# this run's only, not those of another run or of another student on this
-# machine, as `ps -C TCPechod` would list them. $1: more ps columns (wchan:32).
+# The server's processes, the parent and its children (zombies included),
+# as `ps x -o pid,ppid,stat,args` lists them: `ps x` takes your own
+# processes only (never another student's zombies, as `ps -C TCPechod`
+# would), and awk keeps the header, the server (its PID) and its children
+# (their PPID): not the rest of your session, nor the server of another run.
+# $1: one more ps column (wchan:32).
 show_processes() {
-    run ps -o "pid,ppid,stat,${1:+$1,}args" -p "$SERVER_PID" --ppid "$SERVER_PID"
+    run_line "ps x -o pid,ppid,stat,${1:+$1,}args | awk 'NR == 1 || \$1 == $SERVER_PID || \$2 == $SERVER_PID'"
+}
+
+# show_pids COLUMNS PID...: `ps x -o COLUMNS` (`ps x` if COLUMNS is
+# empty), only the header and the processes PID...
+show_pids() {
+    local columns=$1 keep='NR == 1' pid
+    shift
+    for pid in "$@"; do keep+=" || \$1 == $pid"; done
+    run_line "ps x${columns:+ -o $columns} | awk '$keep'"
 }
 
 # The sockets of the server's port, with their timers (ss -o).
