@@ -2,8 +2,10 @@
 # and ./TCPecho in this directory, where the lab's commands expect them.
 
 CARGO ?= cargo
-PORT ?= 8000
-BINARIES := TCPechod TCPecho echobench
+# Your port (labs/port.sh): 8000 + the last number of this machine's IPv4
+# address + a slot for your user. `make run PORT=8123` for another one.
+PORT ?= $(shell labs/port.sh 2>/dev/null || echo 8000)
+BINARIES := TCPechod TCPecho
 # Docker's compose: the plugin (docker compose) where it is installed, else
 # the separate program (docker-compose, as Debian ships it).
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -19,7 +21,7 @@ all: build
 # holds nothing else (Dockerfile). If static linking is not possible here,
 # the dynamic ones stay.
 build:
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release -p tcpechod --bins
 	for binary in TCPechod TCPecho; do \
 	    $(CARGO) rustc --release --bin $$binary -- -C target-feature=+crt-static \
 	        || echo "make: could not link $$binary statically; using the dynamic one"; \
@@ -32,12 +34,13 @@ build:
 	    cp target/release/$$binary .$$binary.new.$$$$ && mv -f .$$binary.new.$$$$ $$binary || exit 1; \
 	done
 
-# The server on port $(PORT) (make run PORT=8123 for another one). The
-# "; exit" makes make run it through a shell, which keeps make's own
-# reaction to Ctrl-C down to one line.
+# The server on your port. Ctrl-C sends SIGINT to the whole foreground
+# group: the server ends gracefully, and the shell of this recipe, which
+# would die of the signal at once and have make report "Interrupt", runs
+# `:` instead and waits for the server's own exit status.
 run: build
-	@echo "Starting TCPechod on port $(PORT); stop it with Ctrl-C."
-	./TCPechod $(PORT); exit $$?
+	@echo "Starting TCPechod on port $(PORT) (labs/port.sh); stop it with Ctrl-C."
+	@trap : INT; ./TCPechod $(PORT); status=$$?; trap - INT; exit $$status
 
 # Every test: unit tests, and integration tests that run the real binaries
 # (the stress suite included). --no-fail-fast: every test binary runs even
@@ -66,6 +69,8 @@ lint:
 # beside the reference results in bench/.
 C_SERVERS = --c-server target/forkechod $$(test -x target/forkechod-static && echo --c-static-server target/forkechod-static)
 bench: build
+	$(CARGO) build --release -p echobench
+	cp target/release/echobench .echobench.new.$$$$ && mv -f .echobench.new.$$$$ echobench
 	$(CC) -O2 -Wall -o target/forkechod bench/c/forkechod.c
 	$(CC) -O2 -Wall -static -o target/forkechod-static bench/c/forkechod.c \
 	    || echo "make: no static C library: the static C baseline is skipped"
@@ -101,5 +106,5 @@ docker-compose-down:
 	$(COMPOSE) down -t 1
 
 clean:
-	rm -f $(BINARIES)
+	rm -f $(BINARIES) echobench
 	$(CARGO) clean --release -p tcpechod -p echobench

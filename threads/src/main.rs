@@ -29,6 +29,8 @@ use nix::unistd::{getpid, gettid};
 const THREADS: u64 = 4;
 /// Increments each thread makes to the shared counters.
 const INCREMENTS: u64 = 1_000_000;
+/// The pause between the read and the write of an unguarded increment.
+const WORK: u32 = 20;
 
 fn main() {
     println!("[main] process {}, thread {}: creating {THREADS} threads (pthread_create)", getpid(), gettid());
@@ -97,9 +99,17 @@ fn count_without_mutex() -> u64 {
                 for _ in 0..INCREMENTS {
                     let value = counter.load(Ordering::Relaxed);
                     // Between this read and the write below, another thread
-                    // may write: its increment is then overwritten.
-                    let value = std::hint::black_box(value) + 1;
-                    counter.store(value, Ordering::Relaxed);
+                    // may write: its increment is then overwritten. The
+                    // pause (a little work, as a real update would do)
+                    // keeps that window open most of the time, so that
+                    // the loss shows on any machine, even with threads
+                    // taking turns on a single CPU: a switch of threads
+                    // there lands in it, and every increment the other
+                    // threads make meanwhile is lost.
+                    for _ in 0..WORK {
+                        std::hint::spin_loop();
+                    }
+                    counter.store(value + 1, Ordering::Relaxed);
                 }
             });
         }

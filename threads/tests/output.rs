@@ -40,23 +40,16 @@ fn threads_share_a_process_and_have_their_own_ids() {
 
 #[test]
 fn the_mutex_keeps_the_count_and_the_race_loses_updates() {
-    let multicore = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
-    let mut lost_somewhere = false;
-    for _ in 0..10 {
+    // Every run: the window between the unguarded read and write is open
+    // most of the time, so threads running at once on two cores, or
+    // taking turns on one, always overwrite some of each other's updates.
+    for _ in 0..3 {
         let text = run();
         let guarded = text.lines().find(|l| l.contains("with a mutex:")).expect("mutex line");
         assert_eq!(number_after(guarded, "counter ="), EXPECTED, "{guarded}");
         let racy = text.lines().find(|l| l.contains("without a mutex:")).expect("race line");
         let counted = number_after(racy, "counter =");
-        assert!(counted <= EXPECTED);
+        assert!(counted < EXPECTED, "updates must be lost: {racy}");
         assert_eq!(number_after(racy, "):"), EXPECTED - counted, "lost updates are reported: {racy}");
-        lost_somewhere |= counted < EXPECTED;
-        if lost_somewhere {
-            break;
-        }
     }
-    // Two threads running at the same moment on two cores overwrite each
-    // other's increments; one core may (rarely) switch threads only between
-    // whole increments, so the loss is required only where there are two.
-    assert!(lost_somewhere || !multicore, "ten runs without a single lost update");
 }
