@@ -45,14 +45,31 @@ slow=$CLIENT_PID
 wait_for_line "$LAB_OUT/07-slow.log" "forked child"
 child=$(sed -n 's/.*forked child \([0-9]*\)$/\1/p' "$LAB_OUT/07-slow.log" | head -n 1)
 # The child has read the line once it sleeps in its delay (ps: WCHAN
-# hrtimer_nanosleep or the like).
-wait_until "ps -o wchan:32= -p $child | grep -q sleep"
+# poll_schedule_timeout or the like: the delay is a ppoll that a stop
+# signal can cut short).
+wait_until "ps -o wchan:32= -p $child | grep -qE 'poll|sleep'"
 show_pids pid,stat,wchan:32,args "$child"
 stop_server 07-slow
 wait "$slow" || true
-grep -E "SIGTERM|grace|SIGKILL|shutdown" "$LAB_OUT/07-slow.log" | sed 's/^/    /'
-look "after 1 s of grace the parent sends SIGKILL, which cannot be caught: the summary counts killed=1. This is what 'docker stop -t 1' does to a container: SIGTERM, a timeout, then SIGKILL." \
-    "tras 1 s de gracia el padre envía SIGKILL, que no se puede capturar: el resumen cuenta killed=1. Es lo que hace 'docker stop -t 1' con un contenedor: SIGTERM, un plazo y después SIGKILL."
+grep -E "SIGTERM|finished|reaped|grace|SIGKILL|shutdown" "$LAB_OUT/07-slow.log" | sed 's/^/    /'
+look "the child keeps to the grace period on its own, a little shorter than its parent's: it gives up, says so (finished: 0 bytes echoed, cut after the grace period) and exits with status 5. The summary counts it as cut=1; nobody had to be killed (killed=0)." \
+    "el hijo respeta el plazo de gracia por su cuenta, algo más corto que el de su padre: se rinde, lo dice (finished: 0 bytes echoed, cut after the grace period) y termina con estado 5. El resumen lo cuenta como cut=1; no hizo falta matar a nadie (killed=0)."
+
+say "A child that cannot end at all: stopped with kill -STOP, and --grace 1" \
+    "Un hijo que no puede terminar: detenido con kill -STOP, y --grace 1"
+start_server 07-stopped --grace 1
+client_in_background --hold 30 < /dev/null
+holder=$CLIENT_PID
+wait_for_line "$LAB_OUT/07-stopped.log" "forked child"
+child=$(sed -n 's/.*forked child \([0-9]*\)$/\1/p' "$LAB_OUT/07-stopped.log" | head -n 1)
+run kill -STOP "$child"
+wait_until "ps -o stat= -p $child | grep -q T"
+show_pids pid,ppid,stat,args "$child"
+stop_server 07-stopped
+wait "$holder" || true
+grep -E "SIGTERM|grace|SIGKILL|reaped|shutdown" "$LAB_OUT/07-stopped.log" | sed 's/^/    /'
+look "a stopped child (state T) cannot run its handler: after 1 s of grace the parent sends SIGKILL, which cannot be caught nor blocked, and ends it even stopped: killed=1. This is what 'docker stop -t 1' does to a container: SIGTERM, a timeout, then SIGKILL." \
+    "un hijo detenido (estado T) no puede ejecutar su manejador: tras 1 s de gracia el padre envía SIGKILL, que no se puede capturar ni bloquear, y lo termina aunque esté detenido: killed=1. Es lo que hace 'docker stop -t 1' con un contenedor: SIGTERM, un plazo y después SIGKILL."
 
 say "Without a SIGTERM handler (--no-sigterm-handler)" "Sin manejador de SIGTERM (--no-sigterm-handler)"
 start_server 07-nohandler --no-sigterm-handler

@@ -52,12 +52,22 @@ wait_until "[ \$(grep -c 'forked child' '$LAB_OUT/08-first.log') -ge 2 ]"
 explain "the server shuts down first (its FIN goes first), so its end of each connection ends in TIME_WAIT" \
     "el servidor se cierra primero (su FIN va primero), así que su extremo de cada conexión acaba en TIME_WAIT"
 stop_server 08-first
-kill_and_wait TERM "$first"
-kill_and_wait TERM "$second"
-wait_until "ss -tan state time-wait '( sport = :$PORT )' | grep -q ':$PORT'" 20 || {
+# Each client ends as soon as it reads the server's FIN (its --hold is cut
+# short), and sends its own: the server's end goes from FIN-WAIT-2 to
+# TIME-WAIT. Waited for as the kernel shows it: every socket of the port
+# settled (none in the states of a closing still under way), then TIME-WAIT.
+wait "$first" "$second" 2>/dev/null || true
+settled="! ss -Htan '( sport = :$PORT or dport = :$PORT )' | grep -qvE '^(TIME-WAIT|LISTEN)'"
+wait_until "$settled" 60 || {
     show_sockets
     exit 1
 }
+if ! ss -Htan state time-wait "( sport = :$PORT )" | grep -q ":$PORT"; then
+    show_sockets
+    explain "no connection of the server's is in TIME_WAIT: a closing ended with a reset (RST), which leaves none" \
+        "ninguna conexión del servidor está en TIME_WAIT: un cierre acabó con un reinicio (RST), que no deja ninguna"
+    exit 1
+fi
 show_sockets
 status=0
 run "$TCPECHOD" --no-reuseaddr --bind 127.0.0.1 "$PORT" || status=$?

@@ -58,9 +58,8 @@ pub struct Pace {
     /// Wait this long before echoing each chunk (`--delay`: a slow
     /// service, to make concurrency visible).
     pub delay: Duration,
-    /// The grace period, for a process that must keep to it on its own
-    /// (None: a child, whose parent ends it with SIGKILL).
-    pub grace: Option<Duration>,
+    /// The grace period of a stop, which the loop keeps to on its own.
+    pub grace: Duration,
 }
 
 impl Pace {
@@ -157,7 +156,7 @@ pub fn splice(sock: BorrowedFd<'_>, pipe: &SplicePipe, chunk: usize, pace: Pace)
 /// with RST, and the RST makes the kernel throw away the echo not yet
 /// delivered, which can be megabytes. A client that reads its echo and
 /// closes when it sees our FIN ends this at once.
-pub fn linger(sock: &TcpStream, deadline: Option<Instant>) -> Result<u64, Errno> {
+pub fn linger(sock: &TcpStream, deadline: Instant) -> Result<u64, Errno> {
     let errno = |err: std::io::Error| err.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
     sock.shutdown(Shutdown::Write).map_err(errno)?;
     let mut buf = [0u8; 16 * 1024];
@@ -166,11 +165,11 @@ pub fn linger(sock: &TcpStream, deadline: Option<Instant>) -> Result<u64, Errno>
     loop {
         // The receive timeout is set again before every read: the stop may
         // have set one of its own meanwhile (see signals::stop_thread).
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|left| left.is_zero()) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(Errno::EAGAIN);
         }
-        sock.set_read_timeout(left.map(|t| t.max(Duration::from_millis(1)))).map_err(errno)?;
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).map_err(errno)?;
         match reader.read(&mut buf) {
             Ok(0) => return Ok(discarded),
             Ok(n) => discarded += n as u64,

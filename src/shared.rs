@@ -1,7 +1,7 @@
 //! Counters that the server's children update and the parent reads: the
 //! log lines dropped (by any process), and the clients that prefork
-//! workers accepted and lost to a broken connection (the parent never
-//! sees those clients).
+//! workers accepted, lost to a broken connection, or cut at a stop (the
+//! parent never sees those clients).
 //!
 //! After fork, a child's memory is a copy of its parent's: what it writes,
 //! the parent never sees. These counters live in one page mapped
@@ -24,6 +24,8 @@ pub struct Counters {
     pub accepted: AtomicU64,
     /// Clients prefork workers lost to a broken connection (EPIPE).
     pub sigpipe: AtomicU64,
+    /// Clients prefork workers cut when a stop's grace period ran out.
+    pub cut: AtomicU64,
 }
 
 impl Counters {
@@ -45,6 +47,7 @@ static PRIVATE: Counters = Counters {
     dropped_log_lines: AtomicU64::new(0),
     accepted: AtomicU64::new(0),
     sigpipe: AtomicU64::new(0),
+    cut: AtomicU64::new(0),
 };
 
 /// Maps the shared page. Called once, before the first fork.

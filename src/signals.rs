@@ -20,7 +20,6 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -68,8 +67,9 @@ static STATUS_REQUESTED: AtomicBool = AtomicBool::new(false);
 static SIGPIPE_COUNT: AtomicU64 = AtomicU64::new(0);
 /// Whether SIGPIPE is ignored in this process (Rust programs start so).
 static SIGPIPE_IGNORED: AtomicBool = AtomicBool::new(true);
-/// When this process first noticed the request to stop.
-static STOP_NOTICED: OnceLock<Instant> = OnceLock::new();
+/// When the request to stop came, in nanoseconds of CLOCK_MONOTONIC (the
+/// clock of `Instant`), as the handler read it (0: no request yet).
+static STOP_AT_NS: AtomicU64 = AtomicU64::new(0);
 
 /// The signals that ask the server to stop gracefully.
 pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
@@ -181,6 +181,7 @@ pub(crate) fn terminate(sig: libc::c_int) -> bool {
         return false;
     }
     let saved_errno = Errno::last_raw();
+    STOP_AT_NS.store(monotonic_ns(), Ordering::SeqCst);
     wake_main_loop();
     stop_reading(STOP_READING_FD.load(Ordering::SeqCst));
     stop_accepting();
@@ -375,30 +376,44 @@ pub fn terminate_requested() -> Option<Signal> {
 /// stops because of an error, so that its threads see the stop as they
 /// would see SIGTERM. (A stop already asked for is left as it is.)
 pub fn request_stop() {
-    let _ = TERMINATE_SIGNAL.compare_exchange(0, libc::SIGTERM, Ordering::SeqCst, Ordering::SeqCst);
+    if TERMINATE_SIGNAL.compare_exchange(0, libc::SIGTERM, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        STOP_AT_NS.store(monotonic_ns(), Ordering::SeqCst);
+    }
 }
 
-/// When the grace period of a stop ends: `grace` after this process first
-/// noticed the stop. None while nobody asked to stop.
+/// When the grace period of a stop ends: `grace` after the stop signal
+/// came to this process (the time its handler noted, not when the code
+/// got to look: a child busy writing a large echo may look much later).
+/// None while nobody asked to stop.
 pub fn stop_deadline(grace: Duration) -> Option<Instant> {
     terminate_requested()?;
-    Some(*STOP_NOTICED.get_or_init(Instant::now) + grace)
+    let now = Instant::now();
+    let since_stop = match STOP_AT_NS.load(Ordering::SeqCst) {
+        0 => Duration::ZERO, // the flag is set, the time not yet: just now
+        at => Duration::from_nanos(monotonic_ns().saturating_sub(at)),
+    };
+    Some(now.checked_sub(since_stop).unwrap_or(now) + grace)
 }
 
-/// Sleeps for `delay` (the `--delay` of a slow service). With a `grace`
-/// period, a stop cuts the sleep short when the grace period ends; then it
-/// returns false: the echo it was delaying is not to be sent. (Without one,
-/// the process sleeps on: its parent ends it with SIGKILL.)
+/// CLOCK_MONOTONIC in nanoseconds, read in a way a handler may use
+/// (clock_gettime is async-signal-safe).
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec it is given, which is
+    // valid; it is async-signal-safe (signal-safety(7)).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(now.tv_nsec as u64)
+}
+
+/// Sleeps for `delay` (the `--delay` of a slow service). A stop cuts the
+/// sleep short when its `grace` period ends; then it returns false: the
+/// echo it was delaying is not to be sent.
 ///
 /// A stop signal must not slip in between the check of the deadline and
 /// the start of the sleep, or the sleep would last the whole delay: the
 /// stop signals are blocked meanwhile, and ppoll(2) unblocks them only
 /// while it sleeps, atomically (what pselect(2) was made for).
-pub fn pause(delay: Duration, grace: Option<Duration>) -> bool {
-    let Some(grace) = grace else {
-        thread::sleep(delay);
-        return true;
-    };
+pub fn pause(delay: Duration, grace: Duration) -> bool {
     let end = Instant::now() + delay;
     let stops = SigSet::from_iter(STOP_SIGNALS);
     let Ok(old) = stops.thread_swap_mask(SigmaskHow::SIG_BLOCK) else {

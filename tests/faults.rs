@@ -195,7 +195,7 @@ fn the_grace_period_cuts_a_delay_in_every_model() {
         wait_until_read(&sock, server.port);
         assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{mode}: {:?}", server.log);
         let summary = server.summary();
-        assert_eq!((summary.accepted, summary.killed), (1, 1), "{mode}: {:?}", server.log);
+        assert_eq!((summary.accepted, summary.cut, summary.killed), (1, 1, 0), "{mode}: {:?}", server.log);
         let mut rest = Vec::new();
         let _ = sock.read_to_end(&mut rest);
         assert!(rest.is_empty(), "{mode}: the echo was cut, not sent");
@@ -228,7 +228,7 @@ fn sighup_stops_the_server_gracefully() {
     server.wait_for_children(1, |_| true);
     assert_eq!(server.stop_with(libc::SIGHUP).code(), Some(0), "{:?}", server.log);
     assert!(server.lines_with("SIGHUP received").len() == 1, "{:?}", server.log);
-    assert_eq!(server.summary(), Summary { accepted: 1, reaped: 1, sigpipe: 0, killed: 0 });
+    assert_eq!(server.summary(), Summary { accepted: 1, reaped: 1, sigpipe: 0, cut: 0, killed: 0 });
     assert!(client.join().unwrap().is_empty());
 }
 

@@ -229,7 +229,7 @@ fn lab_06_sigpipe() {
             "killed by signal 13 (SIGPIPE)",
             "bytes echoed (broken pipe: SIGPIPE ignored",
             "bytes echoed (broken pipe: SIGPIPE caught (count=1)",
-            "sigpipe=1 killed=0",
+            "sigpipe=1 cut=0 killed=0",
         ],
     );
 }
@@ -243,6 +243,8 @@ fn lab_07_shutdown() {
         &[
             "sent SIGTERM to child",
             "stopped reading on SIGTERM",
+            "cut after the grace period",
+            "cut=1 killed=0",
             "killed=1",
             "grace period of 1 s over",
             "kill -INT -- -",

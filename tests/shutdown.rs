@@ -76,13 +76,15 @@ fn sigint_is_a_graceful_shutdown_too() {
     server.wait_for_children(1, |_| true);
     assert_eq!(server.stop_with(libc::SIGINT).code(), Some(0));
     assert!(server.log.iter().any(|l| l.contains("SIGINT received")));
-    assert_eq!(server.summary(), Summary { accepted: 1, reaped: 1, sigpipe: 0, killed: 0 });
+    assert_eq!(server.summary(), Summary { accepted: 1, reaped: 1, sigpipe: 0, cut: 0, killed: 0 });
     assert!(idle.join().unwrap().is_empty());
 }
 
 #[test]
-fn children_that_cannot_finish_are_killed_after_the_grace_period() {
-    // The child reads, then sleeps 10 s before echoing: longer than the grace.
+fn a_child_that_cannot_finish_in_time_ends_itself_before_the_grace_period_is_over() {
+    // The child reads, then sleeps 10 s before echoing: longer than the
+    // grace. It gives up on its own, a little before the parent would
+    // send SIGKILL, and says so.
     let mut server = Server::start(&["--delay", "10000", "--grace", "1"]);
     let mut sock = server.connect();
     sock.write_all(b"too slow\n").unwrap();
@@ -92,16 +94,39 @@ fn children_that_cannot_finish_are_killed_after_the_grace_period() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(
         server.summary(),
-        Summary { accepted: 1, reaped: 1, sigpipe: 0, killed: 1 },
+        Summary { accepted: 1, reaped: 1, sigpipe: 0, cut: 1, killed: 0 },
         "{:?}",
         server.log
     );
-    assert_eq!(server.lines_with("grace period of 1 s over").len(), 1);
-    assert_eq!(server.lines_with("killed by signal 9 (SIGKILL)").len(), 1);
-    // The kernel closed the killed child's socket: the client sees the end.
+    assert_eq!(server.lines_with("finished: 0 bytes echoed (cut after the grace period)").len(), 1);
+    assert_eq!(server.lines_with("exited with status 5: cut after the grace period").len(), 1);
+    assert!(server.lines_with("SIGKILL").is_empty(), "{:?}", server.log);
     let mut rest = Vec::new();
     let _ = sock.read_to_end(&mut rest);
-    assert!(rest.is_empty(), "nothing was echoed: the child died in its delay");
+    assert!(rest.is_empty(), "nothing was echoed: the child gave up in its delay");
+}
+
+#[test]
+fn a_child_that_cannot_end_at_all_is_killed_after_the_grace_period() {
+    // A stopped child (SIGSTOP) cannot run its handler: only the parent's
+    // SIGKILL, at the end of the grace period, ends it.
+    let mut server = Server::start(&["--grace", "1"]);
+    let sock = server.served_client();
+    let child = server.wait_for_children(1, |_| true)[0].pid;
+    signal(child, libc::SIGSTOP);
+    wait_until("the child to be stopped", || Proc::read(child).filter(|p| p.state == 'T').map(drop));
+
+    let status = server.stop_with(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        server.summary(),
+        Summary { accepted: 1, reaped: 1, sigpipe: 0, cut: 0, killed: 1 },
+        "{:?}",
+        server.log
+    );
+    assert_eq!(server.lines_with("grace period of 1 s over: 1 child still alive").len(), 1);
+    assert_eq!(server.lines_with("killed by signal 9 (SIGKILL)").len(), 1);
+    drop(sock);
 }
 
 #[test]
@@ -172,4 +197,72 @@ fn the_last_handler_installed_wins_unless_it_chains() {
     assert_eq!(out.stdout, b"still serving\n");
     let status = server.stop_with(libc::SIGKILL);
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+}
+
+/// A client that never stops sending and never closes: a thread writes
+/// 64 KiB at a time until the connection fails; another reads the echo
+/// until the server's FIN (or a reset). Returns its local port, and the
+/// reader's count of bytes of echo when it ends.
+fn endless_sender(port: u16) -> (u16, thread::JoinHandle<u64>) {
+    use std::net::TcpStream;
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    sock.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let local = sock.local_addr().unwrap().port();
+    let mut writer = sock.try_clone().unwrap();
+    thread::spawn(move || {
+        let chunk = vec![b's'; 64 * 1024];
+        while writer.write_all(&chunk).is_ok() {}
+    });
+    let mut reader = sock;
+    let counter = thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0;
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+        got
+    });
+    (local, counter)
+}
+
+/// Twelve clients that never stop sending, then `stop`: each child stops
+/// echoing, sends its FIN, waits for the client's, and gives up on its own
+/// before the parent's grace period is over: every child says what it
+/// echoed, exactly what its client got, and none is killed.
+fn stop_endless_senders(stop: impl FnOnce(&mut Server)) {
+    let mut server = Server::start(&[]);
+    let clients: Vec<(u16, thread::JoinHandle<u64>)> = (0..12).map(|_| endless_sender(server.port)).collect();
+    server.wait_for_lines(12, |l| l.contains("forked child"));
+    server.wait_for_children(12, |p| !p.is_zombie());
+    stop(&mut server);
+    assert_eq!(server.wait_for_exit().code(), Some(0), "{:?}", server.log);
+    let echoed = echoed_by_client(&server.log);
+    for (port, counter) in clients {
+        let received = counter.join().unwrap();
+        assert_eq!(echoed.get(&port), Some(&received), "client {port}; log:\n{}", server.log.join("\n"));
+    }
+    let summary = server.summary();
+    assert_eq!((summary.accepted, summary.cut, summary.killed), (12, 12, 0), "{:?}", server.log);
+    assert_eq!(server.lines_with("the client did not close within the grace period").len(), 12);
+    assert!(server.lines_with("SIGKILL").is_empty(), "{:?}", server.log);
+}
+
+#[test]
+fn ctrl_c_with_clients_that_never_stop_ends_every_child_on_its_own() {
+    stop_endless_senders(|server| signal(-server.pid, libc::SIGINT));
+}
+
+#[test]
+fn sigterm_to_each_child_with_clients_that_never_stop_ends_them_on_their_own() {
+    stop_endless_senders(|server| {
+        for child in server.children() {
+            signal(child.pid, libc::SIGTERM);
+        }
+        server.wait_for_lines(12, |l| l.contains("reaped child"));
+        server.signal(libc::SIGTERM);
+    });
 }

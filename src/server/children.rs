@@ -57,6 +57,7 @@ impl Children {
         Summary {
             accepted: self.summary.accepted + Counters::get(&shared.accepted),
             sigpipe: self.summary.sigpipe + Counters::get(&shared.sigpipe),
+            cut: self.summary.cut + Counters::get(&shared.cut),
             ..self.summary
         }
     }
@@ -79,7 +80,7 @@ impl Children {
         match end {
             End::Killed(libc::SIGPIPE) => self.summary.sigpipe += 1,
             End::Exited(status) if Ending::is_broken_pipe(status) => self.summary.sigpipe += 1,
-            End::Exited(status) if Ending::is_cut(status) => self.summary.killed += 1, // it cut its client itself
+            End::Exited(status) if Ending::is_cut(status) => self.summary.cut += 1, // it cut its client itself
             _ => {}
         }
         event!("reaped child {pid}{}: {end}{}", ClientNote(client), EndNote(end));

@@ -29,9 +29,13 @@ pub enum Ending {
     BrokenPipe { count: Option<u64> },
     /// The client reset the connection (ECONNRESET).
     Reset,
-    /// Cut when the grace period of a stop ran out: the client did not
-    /// take its echo, or did not close.
+    /// Cut when the grace period of a stop ran out before the echo of what
+    /// was read could be written (a delay, or a client that does not read).
     Cut,
+    /// A stop signal ended the service, everything read was echoed, and
+    /// the client did not close its side within the grace period: the
+    /// connection was closed anyway.
+    Unclosed { sig: Signal },
     /// Closed by `--idle-timeout`: nothing moved either way for this long.
     Idle(Duration),
     /// Reading or writing failed otherwise.
@@ -56,7 +60,7 @@ impl Ending {
             Ending::ClientClosed | Ending::Stopped { .. } => EXIT_DONE,
             Ending::BrokenPipe { .. } => EXIT_BROKEN_PIPE,
             Ending::Reset => EXIT_RESET,
-            Ending::Cut => EXIT_CUT,
+            Ending::Cut | Ending::Unclosed { .. } => EXIT_CUT,
             Ending::Idle(_) => EXIT_IDLE,
             Ending::Failed { .. } => EXIT_FAILED,
         }
@@ -81,8 +85,8 @@ impl Ending {
         status == EXIT_BROKEN_PIPE
     }
 
-    /// Whether the status of a child says the grace period cut it (the
-    /// `killed=` of the summary, with the children sent SIGKILL).
+    /// Whether the status of a child says it cut its client itself when the
+    /// grace period ran out (the `cut=` of the summary).
     pub fn is_cut(status: i32) -> bool {
         status == EXIT_CUT
     }
@@ -121,6 +125,10 @@ impl fmt::Display for Ending {
             }
             Ending::Reset => f.write_str("connection reset by the client"),
             Ending::Cut => f.write_str("cut after the grace period"),
+            Ending::Unclosed { sig } => write!(
+                f,
+                "stopped reading on {sig}; the client did not close within the grace period: closed anyway"
+            ),
             Ending::Idle(timeout) => write!(f, "idle for {} s (--idle-timeout)", timeout.as_secs()),
             Ending::Failed { call, errno } => write!(f, "{call} failed: {errno}"),
         }
@@ -151,6 +159,7 @@ mod tests {
             (Ending::BrokenPipe { count: Some(1) }, "broken pipe"),
             (Ending::Reset, "connection reset"),
             (Ending::Cut, "cut after the grace period"),
+            (Ending::Unclosed { sig: Signal::SIGINT }, "cut after the grace period"),
             (Ending::Idle(Duration::from_secs(1)), "idle timeout"),
             (Ending::Failed { call: "read", errno: Errno::EIO }, "failed"),
         ];

@@ -31,7 +31,7 @@ use super::acceptor::{Acceptor, Trouble};
 use super::children::Children;
 use super::serve::{serve_alone, Echoer};
 use super::{close, close_unless, Config, Summary};
-use crate::{child, event};
+use crate::{child, event, signals};
 
 /// Runs the server until SIGTERM or SIGINT, then shuts it down gracefully
 /// and returns (and logs) the summary.
@@ -53,8 +53,11 @@ pub fn run(config: &Config) -> Result<Summary> {
                 // which the parent goes on accepting, echoes, and exits.
                 let msock = server.into_child(config);
                 close_unless(config.breakage.leak_msock, "msock", msock);
-                // No grace period of its own: at its end, the parent sends SIGKILL.
-                let served = serve_alone(&asock, client, config, &mut echoer, None);
+                // After a stop it ends on its own, a little before the
+                // parent's grace period is over (see Config::child_grace).
+                let grace = config.child_grace();
+                signals::time_out_sends_on_terminate(grace);
+                let served = serve_alone(&asock, client, config, &mut echoer, grace);
                 close("asock", asock);
                 child::exit(served.ending.exit_status());
             }

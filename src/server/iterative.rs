@@ -43,7 +43,7 @@ pub fn run(config: &Config) -> Result<Summary> {
 
     while let Some((asock, client)) = server.next_client(&mut served) {
         event!("accepted {client} on fd {}: serving it, and nobody else until it is done", asock.as_raw_fd());
-        let outcome = serve_alone(&asock, client, config, &mut echoer, Some(config.grace));
+        let outcome = serve_alone(&asock, client, config, &mut echoer, config.grace);
         close("asock", asock);
         served.0.served(&outcome.ending);
     }

@@ -11,7 +11,7 @@
 //!
 //! They keep the same contract: the first log line says where they listen,
 //! SIGTERM, SIGINT or SIGHUP stops them gracefully within `--grace`
-//! seconds and prints `shutdown: accepted=A reaped=R sigpipe=S killed=K`,
+//! seconds and prints `shutdown: accepted=A reaped=R sigpipe=S cut=C killed=K`,
 //! SIGUSR1 prints a status line, and a client's service ends as one of
 //! the [`Ending`](ending::Ending)s. What they share is written once:
 //! accepting, the limit, the status line and the back-off in
@@ -53,6 +53,11 @@ use crate::demos::LibraryHandler;
 use crate::event;
 use crate::msock::Listen;
 use crate::signals::SigpipeMode;
+
+/// How much sooner than its parent a child gives up when a stop's grace
+/// period runs out, at most (a fifth of the grace period if that is less):
+/// time for it to say so, close, exit, and be reaped, on a busy machine too.
+const CHILD_MARGIN: Duration = Duration::from_secs(1);
 
 /// A way to serve clients: one entry of [`MODELS`](models::MODELS).
 #[derive(Debug)]
@@ -124,6 +129,15 @@ impl Config {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The grace period a child keeps to on its own: a little less than
+    /// the parent's, which counts from the same stop, so that the child
+    /// ends first (it gives up on a client that does not take its echo or
+    /// does not close, says so, and exits with its status) and the
+    /// parent's SIGKILL is left for children that could not end at all.
+    pub fn child_grace(&self) -> Duration {
+        self.grace.saturating_sub((self.grace / 5).min(CHILD_MARGIN))
     }
 
     /// The workers a prefork server starts: `--workers`, or one per CPU

@@ -113,6 +113,7 @@ fn worker(msock: TcpListener, config: &Config, parent: Pid) -> ! {
         notice!("{err:#}");
         child::exit(1);
     }
+    signals::time_out_sends_on_terminate(config.child_grace());
     let counts = shared::counters();
     let mut echoer = Echoer::new(config);
     let mut served = 0;
@@ -124,11 +125,14 @@ fn worker(msock: TcpListener, config: &Config, parent: Pid) -> ! {
                 event!("accepted {client} on fd {}", asock.as_raw_fd());
                 Counters::add(&counts.accepted);
                 served += 1;
-                // No grace period of its own: at its end, the parent sends SIGKILL.
-                let outcome = serve_alone(&asock, client, config, &mut echoer, None);
+                // After a stop it ends on its own, before the parent's grace
+                // period is over (see Config::child_grace).
+                let outcome = serve_alone(&asock, client, config, &mut echoer, config.child_grace());
                 close("asock", asock);
-                if matches!(outcome.ending, Ending::BrokenPipe { .. }) {
-                    Counters::add(&counts.sigpipe);
+                match outcome.ending {
+                    Ending::BrokenPipe { .. } => Counters::add(&counts.sigpipe),
+                    Ending::Cut | Ending::Unclosed { .. } => Counters::add(&counts.cut),
+                    _ => {}
                 }
             }
             Accepted::Nobody => {}

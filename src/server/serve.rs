@@ -80,7 +80,7 @@ pub fn serve_alone(
     client: SocketAddr,
     config: &Config,
     echoer: &mut Echoer,
-    grace: Option<Duration>,
+    grace: Duration,
 ) -> Outcome {
     signals::serving(asock);
     let outcome = serve(asock, client, config, echoer, grace);
@@ -89,14 +89,15 @@ pub fn serve_alone(
 }
 
 /// Echoes for one client; logs how it ended and returns it. `grace`: the
-/// grace period of a stop, for a process or thread that keeps to it on
-/// its own (None: a child, which its parent ends with SIGKILL).
+/// grace period of a stop, which every process and thread keeps to on its
+/// own (a child's a little shorter than its parent's: see
+/// [`Config::child_grace`]).
 pub fn serve(
     asock: &TcpStream,
     client: SocketAddr,
     config: &Config,
     echoer: &mut Echoer,
-    grace: Option<Duration>,
+    grace: Duration,
 ) -> Outcome {
     if let Some(idle) = config.idle_timeout {
         // SO_RCVTIMEO and SO_SNDTIMEO: a read that waits, or a write that
@@ -110,7 +111,7 @@ pub fn serve(
     let pace = Pace { delay: config.delay, grace };
     let (ending, echoed) = match echoer.echo(asock, config, pace) {
         Ok(echoed) => match signals::terminate_requested() {
-            Some(sig) => (end_after_stop(asock, config, grace, sig), echoed),
+            Some(sig) => (end_after_stop(asock, grace, sig), echoed),
             None => (Ending::ClientClosed, echoed),
         },
         Err(EchoError::Cut { echoed }) => (Ending::Cut, echoed),
@@ -139,22 +140,12 @@ fn failed(call: &'static str, errno: Errno, config: &Config) -> Ending {
 
 /// The end of a connection after a stop, once every byte read has been
 /// echoed: the lingering close of [`echo::linger`], within what is left of
-/// the grace period (for a child: until the client closes, or its
-/// parent's SIGKILL).
-fn end_after_stop(
-    asock: &TcpStream,
-    config: &Config,
-    grace: Option<Duration>,
-    sig: nix::sys::signal::Signal,
-) -> Ending {
-    let deadline = match grace.and_then(signals::stop_deadline) {
-        Some(deadline) => Some(deadline),
-        None => config.idle_timeout.map(|idle| Instant::now() + idle),
-    };
+/// the grace period; a client that has not closed by then is let go.
+fn end_after_stop(asock: &TcpStream, grace: Duration, sig: nix::sys::signal::Signal) -> Ending {
+    let deadline = signals::stop_deadline(grace).unwrap_or_else(|| Instant::now() + grace);
     match echo::linger(asock, deadline) {
         Ok(discarded) => Ending::Stopped { sig, discarded },
-        Err(Errno::EAGAIN) if grace.is_some() => Ending::Cut,
-        Err(Errno::EAGAIN) => Ending::Idle(config.idle_timeout.unwrap_or_default()),
+        Err(Errno::EAGAIN) => Ending::Unclosed { sig },
         Err(Errno::ECONNRESET) => Ending::Reset,
         Err(errno) => Ending::Failed { call: "closing", errno },
     }

@@ -18,7 +18,12 @@ pub struct Summary {
     /// Clients lost to a broken connection: a child killed by SIGPIPE, or
     /// a write that failed with EPIPE.
     pub sigpipe: u64,
-    /// Children sent SIGKILL, or connections cut, when the grace period ended.
+    /// Connections the server ended itself when the grace period ran out
+    /// (a child, a thread or the server's own loop: the echo not taken, or
+    /// the client not closing).
+    pub cut: u64,
+    /// Children sent SIGKILL by their parent when the grace period ended:
+    /// those that could not end on their own.
     pub killed: u64,
 }
 
@@ -29,7 +34,7 @@ impl Summary {
         self.reaped += 1;
         match ending {
             Ending::BrokenPipe { .. } => self.sigpipe += 1,
-            Ending::Cut => self.killed += 1,
+            Ending::Cut | Ending::Unclosed { .. } => self.cut += 1,
             _ => {}
         }
     }
@@ -48,8 +53,8 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "shutdown: accepted={} reaped={} sigpipe={} killed={}",
-            self.accepted, self.reaped, self.sigpipe, self.killed
+            "shutdown: accepted={} reaped={} sigpipe={} cut={} killed={}",
+            self.accepted, self.reaped, self.sigpipe, self.cut, self.killed
         )
     }
 }

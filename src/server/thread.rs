@@ -141,7 +141,7 @@ impl Threads {
                 event!("serving {addr}");
                 // The thread keeps to the grace period itself: nobody can kill
                 // a thread as a parent kills a child.
-                let grace = Some(thread_config.grace);
+                let grace = thread_config.grace;
                 let outcome =
                     serve(&thread_sock, addr, &thread_config, &mut Echoer::new(&thread_config), grace);
                 // Our FIN goes out now; the descriptor closes when joined.

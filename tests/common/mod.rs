@@ -302,7 +302,7 @@ impl Drop for Server {
 
 pub use tcpechod::server::Summary;
 
-/// Reads `[parent N] shutdown: accepted=A reaped=R sigpipe=S killed=K`.
+/// Reads `[parent N] shutdown: accepted=A reaped=R sigpipe=S cut=C killed=K`.
 fn parse_summary(line: &str) -> Summary {
     let field = |name: &str| -> u64 {
         let start =
@@ -313,6 +313,7 @@ fn parse_summary(line: &str) -> Summary {
         accepted: field("accepted"),
         reaped: field("reaped"),
         sigpipe: field("sigpipe"),
+        cut: field("cut"),
         killed: field("killed"),
     }
 }
