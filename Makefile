@@ -108,3 +108,16 @@ docker-compose-down:
 clean:
 	rm -f $(BINARIES) echobench
 	$(CARGO) clean --release -p tcpechod -p echobench
+
+# What a teacher gives students (teacher/handout.sh): dist/tcpechod-lab/, a
+# git repository of one commit to push as a template repository, and
+# dist/tcpechod-lab.tar.gz; `make handout NAME=redes-2027` names them. NAME
+# counts only on the command line: some systems (WSL) set it in the
+# environment to the machine's name. A handout has no teacher/, and there
+# this target only says so.
+.PHONY: handout
+HANDOUT_NAME = $(if $(filter command line,$(origin NAME)),$(NAME),tcpechod-lab)
+HANDOUT_LANG = $(filter es%,$(firstword $(LC_ALL) $(LC_MESSAGES) $(LANG)))
+handout:
+	$(if $(wildcard teacher/handout.sh),,$(error $(if $(HANDOUT_LANG),esta copia ya es el material de los estudiantes (no tiene teacher/): no hay nada que preparar,this tree is already a handout (it has no teacher/): there is nothing to hand out)))
+	@bash teacher/handout.sh --name '$(HANDOUT_NAME)' --out dist
