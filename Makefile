@@ -31,7 +31,8 @@ build:
 	@# cannot fail with "Text file busy". The new name is this run's own
 	@# ($$$$: the shell's PID), so that two builds at once do not collide.
 	@for binary in $(BINARIES); do \
-	    cp target/release/$$binary .$$binary.new.$$$$ && mv -f .$$binary.new.$$$$ $$binary || exit 1; \
+	    cp $${CARGO_TARGET_DIR:-target}/release/$$binary .$$binary.new.$$$$ \
+	        && mv -f .$$binary.new.$$$$ $$binary || exit 1; \
 	done
 
 # The server on your port. Ctrl-C sends SIGINT to the whole foreground
@@ -70,7 +71,7 @@ lint:
 C_SERVERS = --c-server target/forkechod $$(test -x target/forkechod-static && echo --c-static-server target/forkechod-static)
 bench: build
 	$(CARGO) build --release -p echobench
-	cp target/release/echobench .echobench.new.$$$$ && mv -f .echobench.new.$$$$ echobench
+	cp $${CARGO_TARGET_DIR:-target}/release/echobench .echobench.new.$$$$ && mv -f .echobench.new.$$$$ echobench
 	$(CC) -O2 -Wall -o target/forkechod bench/c/forkechod.c
 	$(CC) -O2 -Wall -static -o target/forkechod-static bench/c/forkechod.c \
 	    || echo "make: no static C library: the static C baseline is skipped"
