@@ -122,3 +122,10 @@ HANDOUT_LANG = $(filter es%,$(firstword $(LC_ALL) $(LC_MESSAGES) $(LANG)))
 handout:
 	$(if $(wildcard teacher/handout.sh),,$(error $(if $(HANDOUT_LANG),esta copia ya es el material de los estudiantes (no tiene teacher/): no hay nada que preparar,this tree is already a handout (it has no teacher/): there is nothing to hand out)))
 	@bash teacher/handout.sh --name '$(HANDOUT_NAME)' --out dist
+
+# What a student hands in (statement, section 4): the server of
+# labs/student, the answer sheet and what the checker says, in
+# entrega-USER.tar.gz (labs/entrega.sh). `make submit` is the same.
+.PHONY: entrega submit
+entrega submit:
+	@bash labs/entrega.sh

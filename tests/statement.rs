@@ -1,5 +1,5 @@
 //! Every command that the statement's core quotes (README.md and
-//! README_EN.md, up to section 4) runs as written, so that a change of
+//! README_EN.md, up to section 5) runs as written, so that a change of
 //! wording that breaks a command fails here.
 //!
 //! The commands are read from the statement itself: every line of its `sh`
@@ -49,10 +49,11 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The core of a statement: everything before its section 4.
+/// The core of a statement: everything before its section 5 (sections 1
+/// to 3, the exercises, and 4, what to hand in).
 fn core(file: &str) -> String {
     let text = fs::read_to_string(repo().join(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
-    let end = text.find("\n## 4.").unwrap_or_else(|| panic!("{file} has a section 4"));
+    let end = text.find("\n## 5.").unwrap_or_else(|| panic!("{file} has a section 5"));
     text[..end].to_string()
 }
 
@@ -225,6 +226,9 @@ impl Desk {
             }
         }
         copy_student_crate(&dir.join("labs/student"));
+        for sheet in ["RESPUESTAS.md", "ANSWER_SHEET.md"] {
+            symlink(repo().join(sheet), dir.join(sheet)).unwrap();
+        }
         Desk { cwd: dir.clone(), dir, port: free_port(), server: None, clients: Vec::new() }
     }
 
@@ -374,6 +378,13 @@ impl Desk {
                 server.wait_for("listening on");
                 self.server = Some(server);
             }
+            _ if text.starts_with("printf ") && text.contains("TCPecho --no-read") => {
+                // Two lines sent, and the client closes without reading:
+                // the server echoes both (its --delay) to a closed socket.
+                ok(&self.run(&text, b"", TIMEOUT));
+                let server = self.server.as_mut().expect("a server runs");
+                server.wait_for("finished: 8 bytes echoed");
+            }
             _ if text.contains("TCPecho ") && (text.contains("--hold") || text.contains("--no-read")) => {
                 let before = connections_to(self.port);
                 let client = self.start(&text);
@@ -444,13 +455,28 @@ impl Desk {
                     self.live_child()
                 };
                 ok(&self.run(&format!("kill -{signal_name} {target}"), b"", TIMEOUT));
-                // The skeleton has no handler yet: the signal's default
-                // action ends the process it was sent to.
-                wait_until(&format!("{target} to end after SIG{signal_name}"), || {
-                    Proc::read(target).is_none_or(|p| p.is_zombie()).then_some(())
+                // Without a handler (the untouched skeleton) the signal's
+                // default action ends the process. With the student's
+                // (exercises 6 and 7 done), SIGTERM still ends the server,
+                // from its loop, and a child that caught SIGPIPE lives on.
+                wait_until(&format!("{target} to end after SIG{signal_name}, or to catch it"), || {
+                    let ended = Proc::read(target).is_none_or(|p| p.is_zombie());
+                    let caught = signal_name == "PIPE" && catches(target, libc::SIGPIPE);
+                    (ended || caught).then_some(())
                 });
                 if signal_name == "TERM" {
                     self.stop_server();
+                }
+            }
+            "make entrega" => {
+                // Made at the top of the repository (here, the desk), named
+                // after the user, whatever the checker thinks of the server.
+                ok(&self.run("make entrega", b"", BUILD_TIME));
+                let user = ok(&self.run("id -un", b"", TIMEOUT)).trim().to_string();
+                let tarball = self.dir.join(format!("entrega-{user}.tar.gz"));
+                let listing = ok(&self.run(&format!("tar -tzf {}", tarball.display()), b"", TIMEOUT));
+                for file in ["main.rs", "RESPUESTAS.md", "ANSWER_SHEET.md", "check.txt", "INFO"] {
+                    assert!(listing.contains(&format!("entrega-{user}/{file}")), "{file} in:\n{listing}");
                 }
             }
             "labs/port.sh" => {
@@ -557,4 +583,114 @@ fn every_lab_script_of_the_statement_runs() {
             assert!(text.contains(">> FÍJATE:"), "{script} speaks Spanish:\n{text}");
         }
     }
+}
+
+/// Minutes in a heading's title, `(15 min)` or `(2 h)`.
+fn minutes_of(heading: &str) -> Option<u32> {
+    let inside = heading.trim_end().strip_suffix(')')?.rsplit_once('(')?.1;
+    let (number, unit) = inside.split_once(' ')?;
+    let number: u32 = number.parse().ok()?;
+    match unit {
+        "min" => Some(number),
+        "h" => Some(number * 60),
+        _ => None,
+    }
+}
+
+/// The timed headings of a statement, in order: (level, title, minutes).
+fn timed_headings(file: &str) -> Vec<(usize, String, u32)> {
+    let text = fs::read_to_string(repo().join(file)).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let level = line.chars().take_while(|&c| c == '#').count();
+            let minutes = minutes_of(line)?;
+            (level == 2 || level == 3).then(|| (level, line.to_string(), minutes))
+        })
+        .collect()
+}
+
+#[test]
+fn the_core_fits_one_session_by_its_timed_headings() {
+    // A session is 2 h 45; the core must leave a margin of at least 15 min.
+    const SESSION: u32 = 165;
+    const MARGIN: u32 = 15;
+    let es = timed_headings("README.md");
+    let en = timed_headings("README_EN.md");
+    let times = |headings: &[(usize, String, u32)]| -> Vec<u32> { headings.iter().map(|h| h.2).collect() };
+    assert_eq!(times(&es), times(&en), "both languages give each part the same time");
+    // Each timed section (##) is the sum of its timed parts (###), if it has any.
+    let mut total = 0;
+    for (i, (level, title, minutes)) in es.iter().enumerate() {
+        if *level != 2 {
+            continue;
+        }
+        total += minutes;
+        let parts: u32 = es[i + 1..].iter().take_while(|h| h.0 == 3).map(|h| h.2).sum();
+        assert!(parts == 0 || parts == *minutes, "{title}: its parts add up to {parts} min");
+    }
+    let sections = es.iter().filter(|h| h.0 == 2).count();
+    assert_eq!(sections, 3, "sections 1 to 3 are timed: {es:?}");
+    assert!(total + MARGIN <= SESSION, "the core takes {total} min: more than {} min", SESSION - MARGIN);
+}
+
+/// The numbered questions of a statement's core: (number, text).
+fn numbered_questions(file: &str, label: char) -> Vec<(u32, String)> {
+    let text = core(file);
+    let mut questions: Vec<(u32, String)> = Vec::new();
+    let mut in_question = false;
+    for line in text.lines() {
+        let start = format!("- **{label}");
+        if let Some(rest) = line.strip_prefix(&start) {
+            let (number, question) = rest.split_once(".** ").expect("- **P<n>.** text");
+            questions.push((number.parse().expect("a number"), question.to_string()));
+            in_question = true;
+        } else if in_question && line.starts_with("  ") && !line.trim().is_empty() {
+            let last = questions.last_mut().unwrap();
+            last.1.push(' ');
+            last.1.push_str(line.trim());
+        } else {
+            in_question = false;
+        }
+    }
+    questions
+}
+
+#[test]
+fn the_core_numbers_its_questions_and_asks_no_more_than_a_session_allows() {
+    for (file, label) in [("README.md", 'P'), ("README_EN.md", 'Q')] {
+        let questions = numbered_questions(file, label);
+        let numbers: Vec<u32> = questions.iter().map(|q| q.0).collect();
+        assert_eq!(numbers, (1..=questions.len() as u32).collect::<Vec<_>>(), "{file}: numbered in order");
+        assert!((20..=25).contains(&questions.len()), "{file}: {} questions", questions.len());
+        let asked = core(file).split("\n## 4.").next().unwrap().matches('?').count();
+        assert!(asked <= 25, "{file}: {asked} question marks in the core");
+    }
+    assert_eq!(numbered_questions("README.md", 'P').len(), numbered_questions("README_EN.md", 'Q').len());
+}
+
+#[test]
+fn the_answer_sheets_hold_every_question_of_the_statement() {
+    for (statement, sheet, label) in
+        [("README.md", "RESPUESTAS.md", 'P'), ("README_EN.md", "ANSWER_SHEET.md", 'Q')]
+    {
+        let text = fs::read_to_string(repo().join(sheet)).unwrap();
+        let parts: Vec<&str> = text.split("\n## ").skip(1).collect();
+        let questions = numbered_questions(statement, label);
+        assert_eq!(parts.len(), questions.len(), "{sheet}: one part per question of {statement}");
+        for (part, (number, question)) in parts.iter().zip(&questions) {
+            let heading = part.lines().next().unwrap();
+            assert_eq!(heading, format!("{label}{number}"), "{sheet}");
+            assert!(part.contains(question.as_str()), "{sheet} {heading} quotes {question:?}");
+        }
+    }
+}
+
+/// Whether process `pid` has a handler for `sig` (SigCgt in /proc/PID/status).
+fn catches(pid: i32, sig: i32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
 }
