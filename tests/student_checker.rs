@@ -42,9 +42,15 @@ impl Drop for Crate {
 /// A copy of labs/student with the reference solution applied, then each
 /// `(old, new)` of `edits` (`old` must be there, once), built with make.
 fn solution_with(name: &str, edits: &[(&str, &str)]) -> Crate {
-    let _one_build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
     let root = std::env::temp_dir().join(format!("tcpechod-checker-{}-{name}-{stamp}", std::process::id()));
+    build_at(root, name, edits)
+}
+
+/// [`solution_with`], at `root` (replaced if it is there).
+fn build_at(root: PathBuf, name: &str, edits: &[(&str, &str)]) -> Crate {
+    let _one_build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _ = fs::remove_dir_all(&root);
     let dir = root.join("labs/student");
     copy_student_crate(&dir);
     let patch = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/student-solution.patch");
@@ -83,10 +89,13 @@ fn solution_with(name: &str, edits: &[(&str, &str)]) -> Crate {
     Crate { root, dir }
 }
 
-/// The reference solution, built once for the tests that only run it.
+/// The reference solution, built once for the tests that only run it. A
+/// static is never dropped: the copy is kept in the target directory, and
+/// replaced by the next run.
 fn solution() -> &'static Path {
     static SOLVED: OnceLock<Crate> = OnceLock::new();
-    &SOLVED.get_or_init(|| solution_with("solution", &[])).dir
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("student-checker-solution");
+    &SOLVED.get_or_init(|| build_at(root, "solution", &[])).dir
 }
 
 /// A running `./check`, in a process group of its own (as a shell puts a
