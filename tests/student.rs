@@ -1,8 +1,9 @@
 //! The student's server and its checker (labs/student): the checker fails
 //! the untouched skeleton on exactly the exercises left to the student (5,
-//! 6 and 7), each with its explanation, and passes the teacher's reference
-//! solution (labs/student-solution.patch) on every one; in English and in
-//! Spanish.
+//! 6 and 7), each with its explanation, and scores it 0/3; it passes the
+//! teacher's reference solution (labs/student-solution.patch) on every one,
+//! 3/3; in English and in Spanish. (The cheats it catches, its JSON and
+//! how it cleans up: tests/student_checker.rs.)
 
 mod common;
 
@@ -73,7 +74,7 @@ fn the_checker_fails_the_skeleton_on_exercises_5_6_7_and_passes_the_solution() {
     );
     for (title, seen) in [
         ("Exercise 5", "children are still zombies (state Z"),
-        ("Exercise 6", "the child has no SIGPIPE handler"),
+        ("Exercise 6", "has no SIGPIPE handler (SigCgt"),
         ("Exercise 7", "the server ended this way: signal: 15"),
     ] {
         let lines = section(&text, title);
@@ -82,12 +83,14 @@ fn the_checker_fails_the_skeleton_on_exercises_5_6_7_and_passes_the_solution() {
         assert!(lines[failed + 1].contains("expected: "), "{title} says what it expected:\n{text}");
         assert!(lines[failed + 2].contains("see: "), "{title} says where to look:\n{text}");
     }
+    assert_eq!(text.lines().last(), Some("SCORE 0/3"), "{text}");
     let out = make_and_check(&skeleton, &target, "es_ES.UTF-8");
     let texto = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         texto.contains("Ejercicio 5: el reaper") && texto.contains("[MAL]") && texto.contains("se esperaba:"),
         "{texto}"
     );
+    assert_eq!(texto.lines().last(), Some("NOTA 0/3"), "{texto}");
 
     // The teacher's solution, applied as a teacher would, at the top of a
     // copy of the repository.
@@ -108,9 +111,11 @@ fn the_checker_fails_the_skeleton_on_exercises_5_6_7_and_passes_the_solution() {
         assert!(!text.contains("[FAIL]") && !text.contains("[MAL]"), "{text}");
         assert_eq!(
             text.matches("[OK]").count() + text.matches("[BIEN]").count(),
-            10,
+            15,
             "every check ran:\n{text}"
         );
+        let score = if lang == "C" { "SCORE 3/3" } else { "NOTA 3/3" };
+        assert_eq!(text.lines().last(), Some(score), "{text}");
     }
     // No server of the checker is left behind.
     for copy in [&skeleton, &solved] {

@@ -1,60 +1,219 @@
 //! The checker of your server: `make check` checks every exercise,
 //! `make check5` (6, 7) one, `make check1` the part that is given.
 //!
-//! It runs `./TCPechod` and `./TCPechod-noreaper` on free ports of
-//! 127.0.0.1, as real clients would use them, and looks at the processes
-//! and sockets themselves, in /proc: a zombie is a process in state Z, a
-//! handler is a bit in the mask of caught signals, a closed socket is a
-//! descriptor gone. A log line alone never passes a check. It speaks
-//! Spanish when LANG, LC_MESSAGES or LC_ALL says so, English otherwise,
-//! and exits 0 when every check passed, 1 otherwise.
+//! ```text
+//! check [--json] [--server PATH] [--noreaper PATH] [--source PATH] [1|5|6|7]...
+//! ```
+//!
+//! It runs the server (`./TCPechod`; for exercise 5 also
+//! `./TCPechod-noreaper`) on free ports of 127.0.0.1, as real clients would
+//! use it, and looks at its processes and sockets themselves, in /proc: a
+//! zombie is a process in state Z, a handler is a bit in the mask of caught
+//! signals, a closed socket is a descriptor gone, a parent that spins is in
+//! state R and burns CPU. A log line alone never passes a check. One thing
+//! no run can show is read in the source (`src/main.rs`): that the SIGTERM
+//! handler only notes the request, and the loop does the rest.
+//!
+//! Each of exercises 5, 6 and 7 is worth one point when all its checks
+//! pass: the last line says `SCORE k/3` (`NOTA k/3`). `--json` prints the
+//! result as one JSON object instead of the text. It speaks Spanish when
+//! LC_ALL, LC_MESSAGES or LANG says so, English otherwise.
+//!
+//! Exit status: 0 when every check asked for passed; 1 when one failed;
+//! 2 for a usage error (an unknown option or exercise, a binary or the
+//! source missing); 129, 130 or 143 when SIGHUP, SIGINT (Ctrl-C) or
+//! SIGTERM stopped it, after it stopped every process it had started.
+//!
+//! Every process the server starts is the checker's to stop: each server
+//! runs in a process group of its own, the checker is their subreaper
+//! (orphans come back to it, not to init), and it kills and collects what
+//! is left after each check, at its end, and when it is interrupted. A
+//! server with more than [`MAX_PROCESSES`] processes at once is stopped
+//! whole: RLIMIT_NPROC holds a fork bomb back (except for root), and a
+//! watchdog counts.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
 /// The longest a check waits for what it expects to see.
 const WAIT: Duration = Duration::from_secs(10);
+/// The most processes a server may have at once (itself, its children and
+/// theirs, zombies included), well above what any exercise needs.
+const MAX_PROCESSES: usize = 100;
+/// Clock ticks per second of the CPU times in /proc/PID/stat (USER_HZ,
+/// the same on every Linux architecture).
+const TICKS_PER_SECOND: u64 = 100;
+
+/// What `check --help` prints.
+const USAGE: (&str, &str) = (
+    "uso: check [--json] [--server RUTA] [--noreaper RUTA] [--source RUTA] [1|5|6|7]...
+
+Ejecuta tu servidor con las comprobaciones de la parte que se te da (1: los
+ejercicios 1 a 4) y de los ejercicios 5, 6 y 7 (todas, si no nombras
+ninguno), y puntúa los ejercicios 5, 6 y 7.
+  --json             el resultado como un objeto JSON, en vez del texto
+  --server RUTA      el servidor (./TCPechod)
+  --noreaper RUTA    el servidor compilado sin el reaper (./TCPechod-noreaper)
+  --source RUTA      el código del servidor, para el ejercicio 7 (src/main.rs)
+Estado de salida: 0 si pasó todo, 1 si algo falló, 2 si la orden está mal,
+129/130/143 si lo paró SIGHUP/SIGINT/SIGTERM.",
+    "usage: check [--json] [--server PATH] [--noreaper PATH] [--source PATH] [1|5|6|7]...
+
+Runs your server against the checks of the part you were given (1:
+exercises 1 to 4) and of exercises 5, 6 and 7 (all, when none is named),
+and scores exercises 5, 6 and 7.
+  --json             the result as one JSON object, instead of the text
+  --server PATH      the server (./TCPechod)
+  --noreaper PATH    the server built without the reaper (./TCPechod-noreaper)
+  --source PATH      the server's source, for exercise 7 (src/main.rs)
+Exit status: 0 every check passed, 1 one failed, 2 a usage error,
+129/130/143 stopped by SIGHUP/SIGINT/SIGTERM.",
+);
 
 fn main() {
-    let which: Vec<String> = std::env::args().skip(1).collect();
-    let all = which.is_empty();
-    let wanted = |n: &str| all || which.iter().any(|w| w == n);
-    let mut report = Report { spanish: spanish(), failed: false };
-    if let Some(bad) = which.iter().find(|w| !["1", "5", "6", "7"].contains(&w.as_str())) {
-        report.say(
-            &format!("no hay ejercicio «{bad}»: usa 1, 5, 6 o 7"),
-            &format!("no exercise '{bad}': use 1, 5, 6 or 7"),
-        );
-        std::process::exit(2);
-    }
-    for binary in ["./TCPechod", "./TCPechod-noreaper"] {
-        if !std::path::Path::new(binary).exists() {
-            report.say(
-                &format!("falta {binary}: compílalo antes con make"),
-                &format!("{binary} is missing: build it first with make"),
-            );
+    let spanish = spanish();
+    let options = match Options::parse(std::env::args().skip(1), spanish).and_then(|o| o.missing_file()) {
+        Ok(options) => options,
+        Err((es, en)) => {
+            let _ = writeln!(std::io::stderr(), "check: {}", if spanish { es } else { en });
             std::process::exit(2);
         }
+    };
+    keeper::start(spanish);
+    let mut report = Report { spanish, json: options.json, exercises: Vec::new() };
+    for exercise in &options.exercises {
+        match exercise.as_str() {
+            "1" => check_given(&mut report, &options),
+            "5" => check_reaper(&mut report, &options),
+            "6" => check_sigpipe(&mut report, &options),
+            _ => check_sigterm(&mut report, &options),
+        }
+        if let Some(count) = keeper::over_limit() {
+            report.bad(
+                "process-limit",
+                (
+                    &format!(
+                        "el servidor llegó a tener {count} procesos a la vez, más de los {MAX_PROCESSES} que permite el comprobador, que los ha parado todos"
+                    ),
+                    &format!(
+                        "the server had {count} processes at once, more than the {MAX_PROCESSES} the checker allows: it stopped them all"
+                    ),
+                ),
+                (
+                    "un hijo por cliente conectado, que termina cuando su cliente se va",
+                    "one child per connected client, which ends when its client leaves",
+                ),
+                (
+                    "fork() en el bucle de main(): solo el padre crea hijos, uno por cliente aceptado",
+                    "fork() in the loop of main(): only the parent forks, once per accepted client",
+                ),
+            );
+        }
     }
-    if wanted("1") {
-        check_given(&mut report);
+    keeper::stop_all();
+    let status = report.finish();
+    std::process::exit(status);
+}
+
+/// What the command line asked for.
+struct Options {
+    json: bool,
+    server: String,
+    noreaper: String,
+    source: String,
+    /// "1", "5", "6", "7", in order, each once.
+    exercises: Vec<String>,
+}
+
+impl Options {
+    /// The options, or what is wrong with them (in Spanish and English).
+    fn parse(args: impl Iterator<Item = String>, spanish: bool) -> Result<Options, (String, String)> {
+        let mut options = Options {
+            json: false,
+            server: "./TCPechod".into(),
+            noreaper: "./TCPechod-noreaper".into(),
+            source: "src/main.rs".into(),
+            exercises: Vec::new(),
+        };
+        let mut args = args;
+        while let Some(arg) = args.next() {
+            let mut path = |name: &str| {
+                args.next().ok_or_else(|| {
+                    (
+                        format!("falta la ruta tras {name} (check --help)"),
+                        format!("{name} needs a path (check --help)"),
+                    )
+                })
+            };
+            match arg.as_str() {
+                "--json" => options.json = true,
+                "--server" => options.server = path("--server")?,
+                "--noreaper" => options.noreaper = path("--noreaper")?,
+                "--source" => options.source = path("--source")?,
+                "-h" | "--help" => {
+                    let _ = writeln!(std::io::stdout(), "{}", if spanish { USAGE.0 } else { USAGE.1 });
+                    std::process::exit(0);
+                }
+                "1" | "5" | "6" | "7" => {
+                    if !options.exercises.contains(&arg) {
+                        options.exercises.push(arg);
+                    }
+                }
+                other if other.starts_with('-') => {
+                    return Err((
+                        format!("no existe la opción «{other}» (check --help)"),
+                        format!("unknown option '{other}' (check --help)"),
+                    ))
+                }
+                other => {
+                    return Err((
+                        format!("no hay ejercicio «{other}»: usa 1, 5, 6 o 7"),
+                        format!("no exercise '{other}': use 1, 5, 6 or 7"),
+                    ))
+                }
+            }
+        }
+        if options.exercises.is_empty() {
+            options.exercises = ["1", "5", "6", "7"].map(String::from).to_vec();
+        }
+        options.exercises.sort();
+        Ok(options)
     }
-    if wanted("5") {
-        check_reaper(&mut report);
+
+    /// The options, unless a file the exercises asked for need is not there.
+    fn missing_file(self) -> Result<Options, (String, String)> {
+        let wants = |n: &str| self.exercises.iter().any(|e| e == n);
+        let mut needed = vec![&self.server];
+        if wants("5") {
+            needed.push(&self.noreaper);
+        }
+        for binary in needed {
+            if !std::path::Path::new(binary).is_file() {
+                return Err((
+                    format!("falta {binary}: compílalo antes con make"),
+                    format!("{binary} is missing: build it first with make"),
+                ));
+            }
+        }
+        if wants("7") && !std::path::Path::new(&self.source).is_file() {
+            let source = &self.source;
+            return Err((
+                format!("falta el código fuente, {source}"),
+                format!("the source, {source}, is missing"),
+            ));
+        }
+        Ok(self)
     }
-    if wanted("6") {
-        check_sigpipe(&mut report);
-    }
-    if wanted("7") {
-        check_sigterm(&mut report);
-    }
-    std::process::exit(i32::from(report.failed));
 }
 
 /// Whether the user's locale is Spanish.
@@ -65,43 +224,336 @@ fn spanish() -> bool {
         .is_some_and(|value| value.starts_with("es"))
 }
 
-/// What the checker prints, in the user's language.
+/// One check's result, in the user's language.
+struct CheckResult {
+    name: &'static str,
+    ok: bool,
+    message: String,
+    /// For a failed check: what was expected, and where to look.
+    expected: Option<String>,
+    see: Option<String>,
+}
+
+/// One exercise (or the given part, "1") and its checks.
+struct Exercise {
+    key: &'static str,
+    title: String,
+    checks: Vec<CheckResult>,
+}
+
+impl Exercise {
+    fn passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// What the checker found, printed as it goes (text) or at the end (JSON).
 struct Report {
     spanish: bool,
-    failed: bool,
+    json: bool,
+    exercises: Vec<Exercise>,
 }
 
 impl Report {
-    /// One line on stdout (not a panic if nobody reads it any more).
-    fn say(&self, es: &str, en: &str) {
-        let _ = writeln!(std::io::stdout(), "{}", if self.spanish { es } else { en });
+    fn pick(&self, es: &str, en: &str) -> String {
+        String::from(if self.spanish { es } else { en })
     }
 
-    fn section(&self, es: &str, en: &str) {
-        self.say("", "");
-        self.say(es, en);
+    /// One line on stdout, in text mode (not a panic if nobody reads it).
+    fn say(&self, line: &str) {
+        if !self.json {
+            let _ = writeln!(std::io::stdout(), "{line}");
+        }
     }
 
-    fn good(&self, es: &str, en: &str) {
-        self.say(&format!("  [BIEN] {es}"), &format!("  [OK]   {en}"));
+    fn section(&mut self, key: &'static str, es: &str, en: &str) {
+        let title = self.pick(es, en);
+        self.say("");
+        self.say(&title);
+        self.exercises.push(Exercise { key, title, checks: Vec::new() });
+    }
+
+    fn record(&mut self, check: CheckResult) {
+        if let Some(exercise) = self.exercises.last_mut() {
+            exercise.checks.push(check);
+        }
+    }
+
+    fn good(&mut self, name: &'static str, es: &str, en: &str) {
+        let message = self.pick(es, en);
+        self.say(&self.pick(&format!("  [BIEN] {es}"), &format!("  [OK]   {en}")));
+        self.record(CheckResult { name, ok: true, message, expected: None, see: None });
     }
 
     /// A failed check: what was seen, what was expected, where to look.
-    fn bad(&mut self, seen: (&str, &str), expected: (&str, &str), hint: (&str, &str)) {
-        self.failed = true;
-        self.say(&format!("  [MAL]  {}", seen.0), &format!("  [FAIL] {}", seen.1));
+    fn bad(&mut self, name: &'static str, seen: (&str, &str), expected: (&str, &str), hint: (&str, &str)) {
+        let (message, expected, see) =
+            (self.pick(seen.0, seen.1), self.pick(expected.0, expected.1), self.pick(hint.0, hint.1));
+        self.say(&self.pick(&format!("  [MAL]  {message}"), &format!("  [FAIL] {message}")));
         self.say(
-            &format!("         se esperaba: {}", expected.0),
-            &format!("         expected: {}", expected.1),
+            &self.pick(
+                &format!("         se esperaba: {expected}"),
+                &format!("         expected: {expected}"),
+            ),
         );
-        self.say(&format!("         mira: {}", hint.0), &format!("         see: {}", hint.1));
+        self.say(&self.pick(&format!("         mira: {see}"), &format!("         see: {see}")));
+        self.record(CheckResult { name, ok: false, message, expected: Some(expected), see: Some(see) });
+    }
+
+    /// Prints the score (or the whole result as JSON) and returns the exit
+    /// status: 0 if every check passed, 1 otherwise.
+    fn finish(&self) -> i32 {
+        let graded: Vec<&Exercise> = self.exercises.iter().filter(|e| e.key != "1").collect();
+        let points = graded.iter().filter(|e| e.passed()).count();
+        let all_passed = self.exercises.iter().all(Exercise::passed);
+        if self.json {
+            let _ = writeln!(std::io::stdout(), "{}", self.to_json(points, graded.len(), all_passed));
+        } else if !graded.is_empty() {
+            self.say("");
+            self.say(&self.pick(
+                &format!("NOTA {points}/{}", graded.len()),
+                &format!("SCORE {points}/{}", graded.len()),
+            ));
+        }
+        i32::from(!all_passed)
+    }
+
+    fn to_json(&self, points: usize, out_of: usize, passed: bool) -> String {
+        let language = if self.spanish { "es" } else { "en" };
+        let exercises: Vec<String> = self
+            .exercises
+            .iter()
+            .map(|exercise| {
+                let checks: Vec<String> = exercise
+                    .checks
+                    .iter()
+                    .map(|c| {
+                        let mut fields = vec![
+                            format!("\"name\":{}", json_string(c.name)),
+                            format!("\"ok\":{}", c.ok),
+                            format!("\"message\":{}", json_string(&c.message)),
+                        ];
+                        if let (Some(expected), Some(see)) = (&c.expected, &c.see) {
+                            fields.push(format!("\"expected\":{}", json_string(expected)));
+                            fields.push(format!("\"see\":{}", json_string(see)));
+                        }
+                        format!("{{{}}}", fields.join(","))
+                    })
+                    .collect();
+                format!(
+                    "{}:{{\"title\":{},\"passed\":{},\"checks\":[{}]}}",
+                    json_string(exercise.key),
+                    json_string(&exercise.title),
+                    exercise.passed(),
+                    checks.join(",")
+                )
+            })
+            .collect();
+        format!(
+            "{{\"language\":\"{language}\",\"passed\":{passed},\"score\":{points},\"out_of\":{out_of},\"exercises\":{{{}}}}}",
+            exercises.join(",")
+        )
+    }
+}
+
+/// `text` as a JSON string: quotes, backslashes and control characters
+/// escaped (RFC 8259); the rest, UTF-8, as it is.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The processes the checker starts, and every process they start: none
+/// outlives the check that needs it, nor the checker, whichever way it
+/// ends.
+mod keeper {
+    use super::*;
+
+    /// Process groups of the servers started (each server leads its own),
+    /// and whether they still run: only a group with a process of ours in
+    /// it is ever signalled, so a reused number is never hit.
+    static SERVERS: Mutex<Vec<(i32, bool)>> = Mutex::new(Vec::new());
+    /// Set once the checker is stopping: no server starts after that.
+    static STOPPING: AtomicBool = AtomicBool::new(false);
+    /// How many processes a server had when the watchdog stopped it.
+    static OVER_LIMIT: AtomicUsize = AtomicUsize::new(0);
+
+    /// Becomes the subreaper of what it starts, and starts the two threads
+    /// that stop everything: on SIGINT, SIGTERM or SIGHUP, and on a fork
+    /// bomb.
+    pub fn start(spanish: bool) {
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+        // Blocked here, before any thread exists, so every thread inherits
+        // the mask and only `sigwait` below takes them. (Each server
+        // unblocks them before exec: see `Server::start`.)
+        let mut stops = nix::sys::signal::SigSet::empty();
+        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            stops.add(sig);
+        }
+        if stops.thread_block().is_err() {
+            return;
+        }
+        thread::spawn(move || {
+            let Ok(sig) = stops.wait() else { return };
+            // Nothing more on stdout: what the checks print now is moot.
+            let _quiet = std::io::stdout().lock();
+            stop_all();
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}",
+                if spanish {
+                    format!("check: interrumpido ({sig}); sus servidores están parados")
+                } else {
+                    format!("check: interrupted ({sig}); its servers are stopped")
+                }
+            );
+            std::process::exit(128 + sig as i32);
+        });
+        thread::spawn(watchdog);
+    }
+
+    /// Spawns a server, unless the checker is stopping; remembers its group.
+    pub fn spawn(command: &mut Command) -> Option<Child> {
+        let mut servers = SERVERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if STOPPING.load(Ordering::SeqCst) {
+            return None;
+        }
+        let child = command.spawn().ok()?;
+        servers.push((child.id() as i32, true));
+        Some(child)
+    }
+
+    /// The server `pid` has been waited for: stop whatever it left.
+    pub fn release(pid: i32) {
+        for server in SERVERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter_mut() {
+            if server.0 == pid {
+                server.1 = false;
+            }
+        }
+        sweep(false);
+    }
+
+    /// Stops and collects every process the checker started, for good.
+    pub fn stop_all() {
+        {
+            // Under the lock: a spawn under way ends first, none starts after.
+            let _servers = SERVERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            STOPPING.store(true, Ordering::SeqCst);
+        }
+        sweep(true);
+    }
+
+    /// The number of processes of a server the watchdog stopped, once.
+    pub fn over_limit() -> Option<usize> {
+        Some(OVER_LIMIT.swap(0, Ordering::SeqCst)).filter(|&count| count > 0)
+    }
+
+    /// Every process that descends from the checker (zombies too).
+    fn family() -> Vec<Proc> {
+        let me = std::process::id() as i32;
+        let all = processes();
+        let mut family: Vec<Proc> = Vec::new();
+        let mut parents = vec![me];
+        while let Some(parent) = parents.pop() {
+            for p in all.iter().filter(|p| p.ppid == parent) {
+                parents.push(p.pid);
+                family.push(p.clone());
+            }
+        }
+        family
+    }
+
+    /// Kills every process of the family (and, at once, the whole group
+    /// of every server, which also catches a fork in flight) and collects
+    /// the zombies that are the checker's children, until none is left.
+    /// A running server's zombie is left to its `Child`, unless `all`.
+    fn sweep(all: bool) {
+        let me = std::process::id() as i32;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let servers = SERVERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+            let running = |pid: i32| servers.iter().any(|&(p, running)| p == pid && running);
+            let family: Vec<Proc> = family()
+                .into_iter()
+                .filter(|p| all || !(p.state == 'Z' && p.ppid == me && running(p.pid)))
+                .collect();
+            if family.is_empty() || Instant::now() >= deadline {
+                return;
+            }
+            for &(group, _) in &servers {
+                if family.iter().any(|p| p.pgrp == group) {
+                    let _ = kill(Pid::from_raw(-group), Signal::SIGKILL);
+                }
+            }
+            for p in &family {
+                if p.state != 'Z' {
+                    let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+                } else if p.ppid == me {
+                    let flags = nix::sys::wait::WaitPidFlag::WNOHANG;
+                    let _ = nix::sys::wait::waitpid(Pid::from_raw(p.pid), Some(flags));
+                }
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Counts the processes of the running server, and stops them all
+    /// past [`MAX_PROCESSES`].
+    fn watchdog() {
+        loop {
+            thread::sleep(Duration::from_millis(50));
+            let any_running =
+                SERVERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().any(|s| s.1);
+            if !any_running {
+                continue;
+            }
+            let count = family().len();
+            if count > MAX_PROCESSES {
+                OVER_LIMIT.store(count, Ordering::SeqCst);
+                sweep(false);
+            }
+        }
+    }
+
+    /// Processes and threads of this user now: RLIMIT_NPROC counts them
+    /// all, whoever started them.
+    pub fn user_tasks() -> usize {
+        let real_uid = |status: &str| {
+            let ids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            ids.split_whitespace().next().map(String::from)
+        };
+        let me = fs::read_to_string("/proc/self/status").ok().and_then(|status| real_uid(&status));
+        let Ok(dir) = fs::read_dir("/proc") else { return 0 };
+        dir.filter_map(|entry| fs::read_to_string(entry.ok()?.path().join("status")).ok())
+            .filter(|status| me.is_some() && real_uid(status) == me)
+            .map(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Threads:"))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(1)
+            })
+            .sum()
     }
 }
 
 /// A server started for one check, in a process group of its own, killed
-/// whole (children included) when dropped. Its log goes to a file, which
-/// has no name once the server has it open: once the server has exited,
-/// every line it wrote is in there, and nothing is left behind.
+/// whole (its children and theirs too) when dropped. Its log goes to a
+/// file, which has no name once the server has it open: once the server
+/// has exited, every line it wrote is in there, and nothing is left behind.
 struct Server {
     child: Option<Child>,
     pid: i32,
@@ -118,54 +570,105 @@ impl Server {
         let mut command = Command::new(binary);
         command.arg("0").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log.try_clone().ok()?);
         command.process_group(0);
+        let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ok()?;
+        let nproc = hard.min((keeper::user_tasks() + MAX_PROCESSES) as u64);
         // SAFETY: between fork and exec only async-signal-safe calls are
-        // allowed; prctl is one. If the checker dies (Ctrl-C), the kernel
-        // kills the server; its children end as their clients, sockets of
-        // the checker, close.
+        // allowed; sigprocmask, sigaction, prctl and setrlimit are system
+        // calls. The server starts as a shell would start it: no signal
+        // blocked (the checker blocks some) nor ignored (a shell's `&` may
+        // ignore SIGINT). If the checker is killed outright, the kernel
+        // kills the server; RLIMIT_NPROC makes a fork bomb's forks fail
+        // (root is exempt: the watchdog is not).
         unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(Into::into)
+            command.pre_exec(move || {
+                nix::sys::signal::SigSet::empty().thread_set_mask()?;
+                for sig in [
+                    Signal::SIGHUP,
+                    Signal::SIGINT,
+                    Signal::SIGQUIT,
+                    Signal::SIGPIPE,
+                    Signal::SIGTERM,
+                    Signal::SIGCHLD,
+                ] {
+                    nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl)?;
+                }
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, nproc, nproc)?;
+                Ok(())
             });
         }
-        let child = command.spawn();
+        let child = keeper::spawn(&mut command);
         let _ = fs::remove_file(&path);
-        let child = child.ok()?;
+        let child = child?;
         let pid = child.id() as i32;
         let mut server = Server { child: Some(child), pid, port: 0, log };
-        let first = wait_for(|| server.line_with("listening on"))?;
+        let deadline = Instant::now() + WAIT;
+        // Its first line, unless it ends (or the wait does) first.
+        let first = loop {
+            if let Some(line) = server.line_with("listening on") {
+                break line;
+            }
+            if server.exited().is_some() || Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
         server.port = first.rsplit(':').next()?.trim().parse().ok()?;
         Some(server)
     }
 
-    fn line_with(&self, text: &str) -> Option<String> {
+    /// Everything the server has written so far, from byte `from` on.
+    fn log_from(&self, from: u64) -> String {
         let mut log = &self.log;
         let mut written = String::new();
-        log.seek(SeekFrom::Start(0)).ok()?;
-        log.read_to_string(&mut written).ok()?;
-        written.lines().find(|l| l.contains(text)).map(String::from)
+        if log.seek(SeekFrom::Start(from)).is_ok() {
+            let _ = log.read_to_string(&mut written);
+        }
+        written
     }
 
-    fn connect(&self) -> Option<TcpStream> {
-        let sock = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        sock.set_read_timeout(Some(WAIT)).ok()?;
+    fn log_len(&self) -> u64 {
+        self.log.metadata().map_or(0, |m| m.len())
+    }
+
+    fn line_with(&self, text: &str) -> Option<String> {
+        self.log_from(0).lines().find(|l| l.contains(text)).map(String::from)
+    }
+
+    fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// A client, its every wait bounded by `deadline`.
+    fn connect(&self, deadline: Instant) -> Option<TcpStream> {
+        let sock = TcpStream::connect_timeout(&self.address(), left(deadline)?).ok()?;
+        sock.set_read_timeout(Some(left(deadline)?)).ok()?;
+        sock.set_write_timeout(Some(left(deadline)?)).ok()?;
         Some(sock)
     }
 
-    /// One exchange: send `data`, half-close, read the echo to the end.
-    fn exchange(&self, data: &[u8]) -> Option<Vec<u8>> {
-        let sock = self.connect()?;
-        let mut writer = sock.try_clone().ok()?;
+    /// One exchange: send `data`, half-close, read the echo to the end;
+    /// all of it before `deadline`.
+    fn exchange(&self, data: &[u8], deadline: Instant) -> Option<Vec<u8>> {
+        let sock = self.connect(deadline)?;
+        let writer = sock.try_clone().ok()?;
         let data = data.to_vec();
-        let sender =
-            thread::spawn(move || writer.write_all(&data).and_then(|()| writer.shutdown(Shutdown::Write)));
-        let mut echo = Vec::new();
-        (&sock).read_to_end(&mut echo).ok()?;
-        sender.join().ok()?.ok()?;
-        Some(echo)
+        let sender = thread::spawn(move || {
+            send_all(&writer, &data, deadline) && writer.shutdown(Shutdown::Write).is_ok()
+        });
+        let echo = read_to_end(&sock, deadline);
+        // The sender ends by the deadline too: its writes time out.
+        let sent = sender.join().unwrap_or(false);
+        echo.filter(|_| sent)
     }
 
     fn children(&self) -> Vec<Proc> {
         processes().into_iter().filter(|p| p.ppid == self.pid).collect()
+    }
+
+    /// Children still alive (not zombies).
+    fn live_children(&self) -> Vec<Proc> {
+        self.children().into_iter().filter(|c| c.state != 'Z').collect()
     }
 
     /// The server's exit status, once it has exited; None while it runs.
@@ -176,13 +679,57 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // The whole group: the server and its children.
-        let _ =
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(-self.pid), nix::sys::signal::Signal::SIGKILL);
+        // The whole group at once: the server and its children.
+        let _ = kill(Pid::from_raw(-self.pid), Signal::SIGKILL);
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
+        // And whatever left the group or was orphaned.
+        keeper::release(self.pid);
     }
+}
+
+/// The time left until `deadline` (at least a millisecond: a zero
+/// timeout means none), or None once it has passed.
+fn left(deadline: Instant) -> Option<Duration> {
+    let left = deadline.checked_duration_since(Instant::now())?;
+    Some(left.max(Duration::from_millis(1)))
+}
+
+/// Writes all of `data` before `deadline`.
+fn send_all(mut sock: &TcpStream, data: &[u8], deadline: Instant) -> bool {
+    for chunk in data.chunks(64 * 1024) {
+        let timeout = left(deadline);
+        if timeout.is_none() || sock.set_write_timeout(timeout).is_err() || sock.write_all(chunk).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Reads until the other end closes, before `deadline`.
+fn read_to_end(mut sock: &TcpStream, deadline: Instant) -> Option<Vec<u8>> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        sock.set_read_timeout(Some(left(deadline)?)).ok()?;
+        match sock.read(&mut buf) {
+            Ok(0) => return Some(all),
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Sends one byte and reads it back, before `deadline`.
+fn echo_byte(mut sock: &TcpStream, byte: u8, deadline: Instant) -> bool {
+    let mut back = [0u8; 1];
+    let Some(timeout) = left(deadline) else { return false };
+    sock.set_read_timeout(Some(timeout)).is_ok()
+        && sock.write_all(&[byte]).is_ok()
+        && sock.read_exact(&mut back).is_ok()
+        && back[0] == byte
 }
 
 /// A process, as /proc/PID/stat and /proc/PID/status show it.
@@ -190,22 +737,32 @@ impl Drop for Server {
 struct Proc {
     pid: i32,
     ppid: i32,
+    pgrp: i32,
     state: char,
+    /// CPU time used, user and system, in clock ticks.
+    cpu: u64,
 }
 
 impl Proc {
     fn read(pid: i32) -> Option<Proc> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace();
-        let state = fields.next()?.chars().next()?;
-        let ppid = fields.next()?.parse().ok()?;
-        Some(Proc { pid, ppid, state })
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // "pid (comm) S ppid pgrp ...": comm may hold spaces and parentheses.
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+        let number = |i: usize| -> Option<u64> { fields.get(i)?.parse().ok() };
+        Some(Proc {
+            pid,
+            state: fields.first()?.chars().next()?,
+            ppid: fields.get(1)?.parse().ok()?,
+            pgrp: fields.get(2)?.parse().ok()?,
+            cpu: number(11)? + number(12)?,
+        })
     }
 
     /// Whether `sig` is in the mask named `field` of /proc/PID/status
-    /// (SigCgt: signals caught by a handler; SigPnd: pending).
+    /// (SigCgt: signals caught by a handler; SigIgn: ignored; SigPnd:
+    /// pending).
     fn has(&self, field: &str, sig: i32) -> bool {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
         let mask = status
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{field}:")))
@@ -214,13 +771,19 @@ impl Proc {
         mask & (1 << (sig - 1)) != 0
     }
 
+    /// Where in the kernel it sleeps (/proc/PID/wchan), if the kernel says.
+    fn wchan(&self) -> Option<String> {
+        let wchan = fs::read_to_string(format!("/proc/{}/wchan", self.pid)).ok()?;
+        Some(wchan.trim().to_string()).filter(|w| !w.is_empty() && w != "0")
+    }
+
     /// Inodes of the sockets among its descriptors, with their numbers.
     fn sockets(&self) -> Vec<(i32, u64)> {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{}/fd", self.pid)) else { return Vec::new() };
+        let Ok(dir) = fs::read_dir(format!("/proc/{}/fd", self.pid)) else { return Vec::new() };
         dir.filter_map(|entry| {
             let entry = entry.ok()?;
             let fd = entry.file_name().to_str()?.parse().ok()?;
-            let target = std::fs::read_link(entry.path()).ok()?;
+            let target = fs::read_link(entry.path()).ok()?;
             let inode = target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()?;
             Some((fd, inode))
         })
@@ -229,14 +792,14 @@ impl Proc {
 }
 
 fn processes() -> Vec<Proc> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter_map(Proc::read).collect()
 }
 
 /// The inode of the socket listening on `port` (/proc/net/tcp and tcp6).
 fn listening_inode(port: u16) -> Option<u64> {
     ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|file| {
-        let text = std::fs::read_to_string(file).ok()?;
+        let text = fs::read_to_string(file).ok()?;
         text.lines().skip(1).find_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
@@ -247,8 +810,13 @@ fn listening_inode(port: u16) -> Option<u64> {
 
 /// Looks again and again (every 10 ms) until `check` finds what it wants,
 /// for at most WAIT.
-fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + WAIT;
+fn wait_for<T>(check: impl FnMut() -> Option<T>) -> Option<T> {
+    wait_until(Instant::now() + WAIT, check)
+}
+
+/// Looks again and again (every 10 ms) until `check` finds what it wants,
+/// or `deadline` passes; looks at least once.
+fn wait_until<T>(deadline: Instant, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     loop {
         if let Some(found) = check() {
             return Some(found);
@@ -260,22 +828,27 @@ fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
     }
 }
 
-/// Bytes that differ from one run to the next.
-fn random_bytes(len: usize) -> Vec<u8> {
+/// Numbers that differ from one run to the next.
+fn random_numbers(count: usize) -> Vec<u64> {
     let mut state =
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64) | 1;
-    (0..len)
+    (0..count)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            state as u8
+            state
         })
         .collect()
 }
 
+fn random_bytes(len: usize) -> Vec<u8> {
+    random_numbers(len).into_iter().map(|n| n as u8).collect()
+}
+
 fn not_started(report: &mut Report, binary: &str) {
     report.bad(
+        "server-starts",
         (
             &format!("{binary} no arrancó o no dijo «listening on PUERTO»"),
             &format!("{binary} did not start, or did not say 'listening on PORT'"),
@@ -284,36 +857,45 @@ fn not_started(report: &mut Report, binary: &str) {
             "que arranque en el puerto 0 y lo diga en su primera línea",
             "it starts on port 0 and says so on its first line",
         ),
-        ("make; ./TCPechod 0", "make; ./TCPechod 0"),
+        (&format!("make; {binary} 0"), &format!("make; {binary} 0")),
     );
 }
 
 /// Exercises 1 to 4: the part of the server that is given.
-fn check_given(report: &mut Report) {
-    report
-        .section("Ejercicios 1 a 4: el servidor que se te da", "Exercises 1 to 4: the server you were given");
-    let Some(server) = Server::start("./TCPechod") else { return not_started(report, "./TCPechod") };
+fn check_given(report: &mut Report, options: &Options) {
+    report.section(
+        "1",
+        "Ejercicios 1 a 4: el servidor que se te da",
+        "Exercises 1 to 4: the server you were given",
+    );
+    let Some(server) = Server::start(&options.server) else { return not_started(report, &options.server) };
     let data = random_bytes(1 << 20);
-    match (server.exchange(b"hello, server\n"), server.exchange(&data)) {
+    let line = server.exchange(b"hello, server\n", Instant::now() + WAIT);
+    match (line, server.exchange(&data, Instant::now() + WAIT)) {
         (Some(line), Some(big)) if line == b"hello, server\n" && big == data => report.good(
+            "echo",
             "el eco vuelve byte a byte (una línea, 1 MiB aleatorio)",
             "the echo comes back byte for byte (a line, 1 MiB of random data)",
         ),
         _ => report.bad(
+            "echo",
             ("el eco no volvió entero", "the echo did not come back whole"),
             ("cada byte enviado, de vuelta y en orden", "every byte sent, back and in order"),
             ("echo() en src/main.rs", "echo() in src/main.rs"),
         ),
     }
     // Two clients at once: the second is served while the first is connected.
-    let first = server.connect();
-    let second = first.as_ref().and_then(|_| server.exchange(b"me too\n"));
+    let deadline = Instant::now() + WAIT;
+    let first = server.connect(deadline);
+    let second = first.as_ref().and_then(|_| server.exchange(b"me too\n", deadline));
     match second {
         Some(echo) if echo == b"me too\n" => report.good(
+            "two-clients",
             "dos clientes a la vez: el segundo recibe su eco con el primero conectado",
             "two clients at once: the second gets its echo while the first is connected",
         ),
         _ => report.bad(
+            "two-clients",
             (
                 "el segundo cliente no recibió su eco mientras el primero seguía conectado",
                 "the second client got no echo while the first was connected",
@@ -328,7 +910,7 @@ fn check_given(report: &mut Report) {
     // The child of the first client does not hold msock.
     let msock = listening_inode(server.port);
     let holding = wait_for(|| {
-        let children = server.children();
+        let children = server.live_children();
         let holders = children
             .iter()
             .filter(|c| msock.is_some_and(|m| c.sockets().iter().any(|&(_, i)| i == m)))
@@ -337,10 +919,12 @@ fn check_given(report: &mut Report) {
     });
     match holding {
         Some(()) => report.good(
+            "child-closes-msock",
             "el hijo cierra msock (no está entre sus descriptores)",
             "the child closes msock (it is not among its descriptors)",
         ),
         None => report.bad(
+            "child-closes-msock",
             ("un hijo conserva msock (/proc/PID/fd)", "a child keeps msock (/proc/PID/fd)"),
             ("que el hijo lo cierre nada más nacer", "the child closes it as soon as it starts"),
             ("la rama del hijo, tras fork()", "the child's branch, after fork()"),
@@ -351,10 +935,12 @@ fn check_given(report: &mut Report) {
     let alone = wait_for(|| Proc::read(server.pid).filter(|p| p.sockets().len() == 1));
     match alone {
         Some(_) => report.good(
+            "parent-closes-asock",
             "el padre cierra cada asock (solo le queda msock)",
             "the parent closes every asock (msock is all it keeps)",
         ),
         None => report.bad(
+            "parent-closes-asock",
             (
                 "el padre conserva sockets de clientes (/proc/PID/fd)",
                 "the parent keeps clients' sockets (/proc/PID/fd)",
@@ -365,44 +951,79 @@ fn check_given(report: &mut Report) {
     }
 }
 
-/// Exercise 5: no zombies with the reaper; zombies without it.
-fn check_reaper(report: &mut Report) {
-    report.section("Ejercicio 5: el reaper", "Exercise 5: the reaper");
-    let Some(server) = Server::start("./TCPechod") else { return not_started(report, "./TCPechod") };
+/// Exercise 5: the reaper, a SIGCHLD handler, leaves no zombie and never
+/// holds the parent back; without it, zombies.
+fn check_reaper(report: &mut Report, options: &Options) {
+    report.section("5", "Ejercicio 5: el reaper", "Exercise 5: the reaper");
+    let Some(server) = Server::start(&options.server) else { return not_started(report, &options.server) };
     let clients = 50;
-    for _ in 0..clients {
-        if server.exchange(b"x").is_none() {
-            break;
-        }
-    }
-    match wait_for(|| server.children().is_empty().then_some(())) {
-        Some(()) => report.good(
-            &format!("tras {clients} clientes no queda ningún hijo: el reaper los recogió"),
-            &format!("after {clients} clients no child is left: the reaper collected them"),
+    // One at a time, each with its own wait: none is left queued in msock
+    // for the parent to accept later.
+    let served = (0..clients)
+        .take_while(|_| server.exchange(b"x", Instant::now() + WAIT).is_some_and(|echo| echo == b"x"))
+        .count();
+    let collected = (served == clients).then(|| wait_for(|| server.children().is_empty().then_some(())));
+    match collected {
+        None => report.bad(
+            "no-zombies",
+            (
+                &format!("solo {served} de {clients} clientes, uno tras otro, recibieron su eco"),
+                &format!("only {served} of {clients} clients, one after another, got their echo"),
+            ),
+            ("un hijo por cliente, y el padre de vuelta en poll", "a child per client, and the parent back in poll"),
+            (
+                "el bucle de main() y reaper() en src/main.rs: un padre que no sale del manejador no acepta a nadie",
+                "the loop of main() and reaper() in src/main.rs: a parent that never leaves the handler accepts no one",
+            ),
         ),
-        None => {
+        Some(Some(())) => report.good(
+            "no-zombies",
+            &format!("tras {clients} clientes no queda ningún hijo: todos recogidos"),
+            &format!("after {clients} clients no child is left: all collected"),
+        ),
+        Some(None) => {
             let zombies = server.children().iter().filter(|c| c.state == 'Z').count();
             report.bad(
-                (&format!("tras {clients} clientes, {zombies} hijos siguen zombis (estado Z en /proc/PID/stat)"), &format!("after {clients} clients, {zombies} children are still zombies (state Z in /proc/PID/stat)")),
-                ("ninguno: el manejador de SIGCHLD los recoge con waitpid(-1, WNOHANG), en un bucle", "none: the SIGCHLD handler collects them with waitpid(-1, WNOHANG), in a loop"),
-                ("reaper() e install_reaper() en src/main.rs; man 2 waitpid", "reaper() and install_reaper() in src/main.rs; man 2 waitpid"),
+                "no-zombies",
+                (
+                    &format!("tras {clients} clientes, {zombies} hijos siguen zombis (estado Z en /proc/PID/stat)"),
+                    &format!("after {clients} clients, {zombies} children are still zombies (state Z in /proc/PID/stat)"),
+                ),
+                (
+                    "ninguno: el manejador de SIGCHLD los recoge con waitpid(-1, WNOHANG), en un bucle",
+                    "none: the SIGCHLD handler collects them with waitpid(-1, WNOHANG), in a loop",
+                ),
+                (
+                    "reaper() e install_reaper() en src/main.rs; man 2 waitpid",
+                    "reaper() and install_reaper() in src/main.rs; man 2 waitpid",
+                ),
             );
         }
     }
-    let Some(without) = Server::start("./TCPechod-noreaper") else {
-        return not_started(report, "./TCPechod-noreaper");
+    check_sigchld_caught(report, &server, &options.server);
+    drop(server);
+    // A server of its own: nothing left from the clients above.
+    match Server::start(&options.server) {
+        Some(server) => check_parent_idle(report, &server),
+        None => not_started(report, &options.server),
+    }
+
+    let Some(without) = Server::start(&options.noreaper) else {
+        return not_started(report, &options.noreaper);
     };
     for _ in 0..3 {
-        let _ = without.exchange(b"x");
+        let _ = without.exchange(b"x", Instant::now() + WAIT);
     }
     let zombies =
         wait_for(|| (without.children().iter().filter(|c| c.state == 'Z').count() == 3).then_some(()));
     match zombies {
         Some(()) => report.good(
+            "noreaper-leaves-zombies",
             "sin el reaper (TCPechod-noreaper), 3 clientes dejan 3 zombis",
             "without the reaper (TCPechod-noreaper), 3 clients leave 3 zombies",
         ),
         None => report.bad(
+            "noreaper-leaves-zombies",
             (
                 "la versión sin reaper no deja los 3 zombis de 3 clientes",
                 "the version without the reaper does not leave the 3 zombies of 3 clients",
@@ -416,29 +1037,189 @@ fn check_reaper(report: &mut Report) {
     }
 }
 
-/// Exercise 6: a child survives SIGPIPE, and counts each one.
-fn check_sigpipe(report: &mut Report) {
-    report.section("Ejercicio 6: SIGPIPE", "Exercise 6: SIGPIPE");
-    let Some(server) = Server::start("./TCPechod") else { return not_started(report, "./TCPechod") };
-    let Some(mut sock) = server.connect() else { return not_started(report, "./TCPechod") };
-    let mut one = [0u8; 1];
-    let child = (|| {
-        sock.write_all(b"a").ok()?;
-        sock.read_exact(&mut one).ok()?;
-        wait_for(|| server.children().into_iter().find(|c| c.state != 'Z'))
-    })();
-    let Some(child) = child else {
+/// The children are collected by a handler the kernel runs on SIGCHLD:
+/// not by the kernel itself (SIGCHLD ignored), nor by a loop that looks.
+fn check_sigchld_caught(report: &mut Report, server: &Server, binary: &str) {
+    let Some(parent) = Proc::read(server.pid) else { return not_started(report, binary) };
+    if parent.has("SigCgt", libc::SIGCHLD) {
+        return report.good(
+            "sigchld-handler",
+            "el padre captura SIGCHLD con un manejador (SigCgt en /proc/PID/status)",
+            "the parent catches SIGCHLD with a handler (SigCgt in /proc/PID/status)",
+        );
+    }
+    let see = (
+        "reaper() e install_reaper() en src/main.rs; man 2 sigaction",
+        "reaper() and install_reaper() in src/main.rs; man 2 sigaction",
+    );
+    if parent.has("SigIgn", libc::SIGCHLD) {
+        report.bad(
+            "sigchld-handler",
+            (
+                "el padre ignora SIGCHLD (SigIgn en /proc/PID/status): así el núcleo recoge a los hijos, y ningún manejador corre",
+                "the parent ignores SIGCHLD (SigIgn in /proc/PID/status): the kernel then collects the children itself, and no handler runs",
+            ),
+            (
+                "SIGCHLD capturada por tu reaper (SigCgt), que recoge a los hijos con waitpid",
+                "SIGCHLD caught by your reaper (SigCgt), which collects the children with waitpid",
+            ),
+            (
+                "install_reaper() en src/main.rs: SigHandler::Handler(reaper), no SigIgn",
+                "install_reaper() in src/main.rs: SigHandler::Handler(reaper), not SigIgn",
+            ),
+        );
+    } else {
+        report.bad(
+            "sigchld-handler",
+            (
+                "el padre no tiene manejador de SIGCHLD (no está en SigCgt de /proc/PID/status)",
+                "the parent has no SIGCHLD handler (it is not in SigCgt of /proc/PID/status)",
+            ),
+            (
+                "el ejercicio pide un manejador, el reaper, que el núcleo ejecuta cuando termina un hijo; no un bucle que mira de vez en cuando",
+                "the exercise asks for a handler, the reaper, which the kernel runs when a child ends; not a loop that looks from time to time",
+            ),
+            see,
+        );
+    }
+}
+
+/// One client stays connected while another comes and goes: the reaper
+/// runs with a child still alive. It must return at once: the parent then
+/// sleeps (state S, no CPU used) and serves the next client.
+fn check_parent_idle(report: &mut Report, server: &Server) {
+    let name = "parent-idle-while-a-child-lives";
+    let deadline = Instant::now() + WAIT;
+    let held = server.connect(deadline).filter(|sock| echo_byte(sock, b'a', deadline));
+    let gone = held.as_ref().and_then(|_| server.exchange(b"b", deadline)).is_some_and(|echo| echo == b"b");
+    // The second client's child has ended (collected, or a zombie): the
+    // parent has had its SIGCHLD.
+    let settled =
+        gone && wait_until(deadline, || (server.live_children().len() == 1).then_some(())).is_some();
+    if !settled {
         return report.bad(
-            ("ningún hijo atendió al cliente", "no child served the client"),
-            ("un hijo que devuelve el eco", "a child that echoes"),
+            name,
+            (
+                "con un cliente conectado, otro cliente no recibió su eco, o su hijo no terminó",
+                "with one client connected, another client got no echo, or its child did not end",
+            ),
+            (
+                "un hijo por cliente, que termina cuando su cliente cierra",
+                "a child per client, which ends when its client closes",
+            ),
+            ("el bucle de main() y echo() en src/main.rs", "the loop of main() and echo() in src/main.rs"),
+        );
+    }
+    // Asleep at four looks 100 ms apart, with no CPU used in between. A
+    // parent that spins uses CPU, and is mostly seen running (state R);
+    // not always: waitpid sleeps for an instant even with WNOHANG.
+    let watched = Instant::now();
+    let first = Proc::read(server.pid);
+    let (mut looks, mut running) = (0, 0);
+    let idle = loop {
+        let mut window = Vec::new();
+        for i in 0..4 {
+            if i > 0 {
+                thread::sleep(Duration::from_millis(100));
+            }
+            let p = Proc::read(server.pid);
+            looks += 1;
+            running += usize::from(p.as_ref().is_some_and(|p| p.state == 'R'));
+            window.extend(p);
+        }
+        if window.len() == 4 && window.iter().all(|p| p.state == 'S') && window[0].cpu == window[3].cpu {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+    };
+    if !idle {
+        let used = match (&first, Proc::read(server.pid)) {
+            (Some(first), Some(last)) => last.cpu.saturating_sub(first.cpu),
+            _ => 0,
+        };
+        let cpu = format!("{:.1}", used as f64 / TICKS_PER_SECOND as f64);
+        let seconds = format!("{:.1}", watched.elapsed().as_secs_f64());
+        return report.bad(
+            name,
+            (
+                &format!("con un cliente conectado y otro que ya se fue, el padre no para: {cpu} s de CPU en los {seconds} s que lo miró el comprobador, sin nada que hacer; en marcha (estado R) en {running} de {looks} miradas"),
+                &format!("with one client connected and another gone, the parent never rests: {cpu} s of CPU in the {seconds} s the checker watched it, with nothing to do; running (state R) at {running} of {looks} looks"),
+            ),
+            (
+                "el padre dormido en poll (estado S, sin gastar CPU) hasta el siguiente cliente",
+                "the parent asleep in poll (state S, using no CPU) until the next client",
+            ),
+            (
+                "el bucle de reaper(): con WNOHANG, waitpid devuelve Ok(StillAlive) mientras vive un hijo, y ahí debe acabar el bucle (el fallo del «>= 0» de Comer)",
+                "the loop of reaper(): with WNOHANG, waitpid returns Ok(StillAlive) while a child lives, and the loop must end there (Comer's '>= 0' bug)",
+            ),
+        );
+    }
+    let served =
+        server.exchange(b"new client\n", Instant::now() + WAIT).is_some_and(|echo| echo == b"new client\n");
+    if served {
+        return report.good(
+            name,
+            "con un cliente conectado y otro que ya se fue, el padre duerme (estado S, sin gastar CPU) y atiende a un cliente nuevo",
+            "with one client connected and another gone, the parent sleeps (state S, using no CPU) and serves a new client",
+        );
+    }
+    let (where_es, where_en) = match Proc::read(server.pid).and_then(|p| p.wchan()) {
+        Some(wchan) if wchan == "do_wait" => (
+            format!("; el padre duerme en {wchan}, en waitpid"),
+            format!("; the parent sleeps in {wchan}, in waitpid"),
+        ),
+        Some(wchan) => (format!("; el padre duerme en {wchan}"), format!("; the parent sleeps in {wchan}")),
+        None => (String::new(), String::new()),
+    };
+    let seconds = WAIT.as_secs();
+    report.bad(
+        name,
+        (
+            &format!("con un cliente conectado y otro que ya se fue, un cliente nuevo no recibe eco en {seconds} s{where_es}"),
+            &format!("with one client connected and another gone, a new client gets no echo in {seconds} s{where_en}"),
+        ),
+        (
+            "que el reaper vuelva enseguida y el padre atienda al cliente nuevo",
+            "the reaper returns at once and the parent serves the new client",
+        ),
+        (
+            "reaper() en src/main.rs: sin WNOHANG, waitpid bloquea al padre, dentro del manejador, hasta que termine otro hijo; man 2 waitpid",
+            "reaper() in src/main.rs: without WNOHANG, waitpid blocks the parent, inside the handler, until another child ends; man 2 waitpid",
+        ),
+    );
+}
+
+/// Exercise 6: each child survives SIGPIPE, and counts each one: two
+/// children, each sent a different number of them, no count known in
+/// advance.
+fn check_sigpipe(report: &mut Report, options: &Options) {
+    report.section("6", "Ejercicio 6: SIGPIPE", "Exercise 6: SIGPIPE");
+    let Some(server) = Server::start(&options.server) else { return not_started(report, &options.server) };
+    let deadline = Instant::now() + WAIT;
+    let socks: Vec<TcpStream> = (0..2)
+        .filter_map(|_| server.connect(deadline).filter(|sock| echo_byte(sock, b'a', deadline)))
+        .collect();
+    let children = wait_for(|| Some(server.live_children()).filter(|c| c.len() == 2));
+    let (Some(children), 2) = (children, socks.len()) else {
+        return report.bad(
+            "sigpipe-handler",
+            (
+                "dos clientes no tienen cada uno su hijo que devuelve el eco",
+                "two clients do not each have a child that echoes",
+            ),
+            ("un hijo por cliente, que devuelve el eco", "a child per client, which echoes"),
             ("el bucle de main()", "the loop of main()"),
         );
     };
-    if !child.has("SigCgt", libc::SIGPIPE) {
+    if let Some(child) = children.iter().find(|c| !c.has("SigCgt", libc::SIGPIPE)) {
         return report.bad(
+            "sigpipe-handler",
             (
-                "el hijo no tiene manejador de SIGPIPE (SigCgt en /proc/PID/status)",
-                "the child has no SIGPIPE handler (SigCgt in /proc/PID/status)",
+                &format!("el hijo {} no tiene manejador de SIGPIPE (SigCgt en /proc/PID/status)", child.pid),
+                &format!("the child {} has no SIGPIPE handler (SigCgt in /proc/PID/status)", child.pid),
             ),
             (
                 "un manejador instalado con sigaction, que el hijo hereda del padre",
@@ -450,78 +1231,146 @@ fn check_sigpipe(report: &mut Report) {
             ),
         );
     }
-    // A number of SIGPIPEs no log line can know in advance.
-    let sent = 2 + random_bytes(1)[0] as u64 % 4;
-    for _ in 0..sent {
-        let pid = nix::unistd::Pid::from_raw(child.pid);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGPIPE);
-        // Signals of one kind do not queue: wait until this one is handled.
-        let _ = wait_for(|| {
-            Proc::read(child.pid)
-                .filter(|p| !p.has("SigPnd", libc::SIGPIPE) && !p.has("ShdPnd", libc::SIGPIPE))
-        });
+    report.good(
+        "sigpipe-handler",
+        "cada hijo captura SIGPIPE con un manejador (SigCgt en /proc/PID/status)",
+        "each child catches SIGPIPE with a handler (SigCgt in /proc/PID/status)",
+    );
+    // Two different numbers of SIGPIPEs, from 2 to 9, that no fixed text
+    // can match both.
+    let random = random_numbers(2);
+    let first = 2 + random[0] % 8;
+    let second = 2 + (first - 2 + 1 + random[1] % 7) % 8;
+    let sent = [first, second];
+    let deadline = Instant::now() + WAIT;
+    for (child, &count) in children.iter().zip(&sent) {
+        for _ in 0..count {
+            let _ = kill(Pid::from_raw(child.pid), Signal::SIGPIPE);
+            // Signals of one kind do not queue: wait until this one is
+            // taken (no longer pending) before the next.
+            let taken = wait_until(deadline, || {
+                Proc::read(child.pid)
+                    .filter(|p| !p.has("SigPnd", libc::SIGPIPE) && !p.has("ShdPnd", libc::SIGPIPE))
+            });
+            if taken.is_none() {
+                return report.bad(
+                    "child-survives-sigpipe",
+                    (
+                        &format!("el hijo {} no recoge las SIGPIPE que se le envían: siguen pendientes (SigPnd en /proc/PID/status)", child.pid),
+                        &format!("the child {} does not take the SIGPIPEs sent to it: they stay pending (SigPnd in /proc/PID/status)", child.pid),
+                    ),
+                    ("que el manejador las reciba y las cuente", "the handler gets them and counts them"),
+                    (
+                        "install_sigpipe_handler() en src/main.rs: SIGPIPE no debe quedar bloqueada",
+                        "install_sigpipe_handler() in src/main.rs: SIGPIPE must not stay blocked",
+                    ),
+                );
+            }
+        }
     }
-    let alive = sock.write_all(b"b").is_ok() && sock.read_exact(&mut one).is_ok() && one == *b"b";
-    if !alive {
+    let deadline = Instant::now() + WAIT;
+    if !socks.iter().all(|sock| echo_byte(sock, b'b', deadline)) {
         return report.bad(
+            "child-survives-sigpipe",
             (
-                &format!("tras {sent} SIGPIPE (kill -PIPE) el hijo ya no atiende a su cliente"),
-                &format!("after {sent} SIGPIPEs (kill -PIPE) the child no longer serves its client"),
+                &format!("tras {first} y {second} SIGPIPE (kill -PIPE) los hijos ya no atienden a sus clientes"),
+                &format!("after {first} and {second} SIGPIPEs (kill -PIPE) the children no longer serve their clients"),
             ),
             ("que el manejador las cuente y el hijo siga", "the handler counts them and the child goes on"),
             ("count_sigpipe() en src/main.rs", "count_sigpipe() in src/main.rs"),
         );
     }
-    let _ = sock.shutdown(Shutdown::Write);
-    let _ = sock.read_to_end(&mut Vec::new());
-    let tag = format!("[child {}] finished:", child.pid);
-    match wait_for(|| server.line_with(&tag)) {
-        Some(line) if line.ends_with(&format!("sigpipe count={sent}")) => report.good(
-            &format!("el hijo sobrevive a {sent} SIGPIPE y dice «sigpipe count={sent}»"),
-            &format!("the child survives {sent} SIGPIPEs and says 'sigpipe count={sent}'"),
-        ),
-        line => {
-            let line = line.unwrap_or_default();
-            report.bad(
-                (
-                    &format!("enviadas {sent} SIGPIPE, el hijo dice: {line}"),
-                    &format!("{sent} SIGPIPEs sent, the child says: {line}"),
-                ),
-                (
-                    &format!("«sigpipe count={sent}» en su última línea"),
-                    &format!("'sigpipe count={sent}' on its last line"),
-                ),
-                (
-                    "count_sigpipe() debe sumar uno a SIGPIPE_COUNT",
-                    "count_sigpipe() must add one to SIGPIPE_COUNT",
-                ),
-            )
+    report.good(
+        "child-survives-sigpipe",
+        &format!("los dos hijos sobreviven a {first} y {second} SIGPIPE y siguen con el eco"),
+        &format!("both children survive {first} and {second} SIGPIPEs and go on echoing"),
+    );
+    for sock in &socks {
+        let _ = sock.shutdown(Shutdown::Write);
+        let _ = read_to_end(sock, deadline);
+    }
+    let mut wrong = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    for (child, &count) in children.iter().zip(&sent) {
+        let tag = format!("[child {}] finished:", child.pid);
+        let line = wait_until(deadline, || server.line_with(&tag)).unwrap_or_default();
+        if !line.ends_with(&format!("sigpipe count={count}")) {
+            wrong.push((child.pid, count, line));
         }
     }
+    if wrong.is_empty() {
+        return report.good(
+            "sigpipe-count",
+            &format!("cada hijo dice cuántas contó: «sigpipe count={first}» y «sigpipe count={second}»"),
+            &format!(
+                "each child says how many it counted: 'sigpipe count={first}' and 'sigpipe count={second}'"
+            ),
+        );
+    }
+    let said = |es: bool| {
+        wrong
+            .iter()
+            .map(|(pid, count, line)| {
+                let line = if line.is_empty() {
+                    if es {
+                        "(nada)"
+                    } else {
+                        "(nothing)"
+                    }
+                } else {
+                    line
+                };
+                if es {
+                    format!("enviadas {count} SIGPIPE al hijo {pid}, dice: {line}")
+                } else {
+                    format!("{count} SIGPIPEs sent to the child {pid}, it says: {line}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    report.bad(
+        "sigpipe-count",
+        (&said(true), &said(false)),
+        (
+            "«sigpipe count=N» en la última línea de cada hijo, con las N que recibió",
+            "'sigpipe count=N' on each child's last line, with the N it got",
+        ),
+        (
+            "count_sigpipe() debe sumar uno a SIGPIPE_COUNT por señal: el número sale del contador",
+            "count_sigpipe() must add one to SIGPIPE_COUNT per signal: the number comes from the counter",
+        ),
+    );
 }
 
-/// Exercise 7: SIGTERM stops the accept loop, msock is closed and said,
-/// the server exits 0, and the children serve on.
-fn check_sigterm(report: &mut Report) {
-    report.section("Ejercicio 7: cierre ordenado con SIGTERM", "Exercise 7: graceful shutdown with SIGTERM");
-    let Some(mut server) = Server::start("./TCPechod") else { return not_started(report, "./TCPechod") };
-    let Some(mut sock) = server.connect() else { return not_started(report, "./TCPechod") };
-    let mut one = [0u8; 1];
-    let served = sock.write_all(b"a").is_ok() && sock.read_exact(&mut one).is_ok();
+/// Exercise 7: SIGTERM stops the accept loop, msock is closed and said
+/// after SIGTERM, the server exits 0, the handler only takes note, and the
+/// children serve on.
+fn check_sigterm(report: &mut Report, options: &Options) {
+    report.section(
+        "7",
+        "Ejercicio 7: cierre ordenado con SIGTERM",
+        "Exercise 7: graceful shutdown with SIGTERM",
+    );
+    let Some(mut server) = Server::start(&options.server) else {
+        return not_started(report, &options.server);
+    };
+    let deadline = Instant::now() + WAIT;
+    let sock = server.connect(deadline);
+    let served = sock.as_ref().is_some_and(|sock| echo_byte(sock, b'a', deadline));
     let msock_fd = Proc::read(server.pid).and_then(|p| {
         let inode = listening_inode(server.port)?;
         p.sockets().into_iter().find(|&(_, i)| i == inode).map(|(fd, _)| fd)
     });
     // The parent waits in poll (asleep), the client's child is serving.
     let _ = wait_for(|| Proc::read(server.pid).filter(|p| p.state == 'S'));
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.pid), nix::sys::signal::Signal::SIGTERM);
+    let before = server.log_len();
+    let _ = kill(Pid::from_raw(server.pid), Signal::SIGTERM);
     let status = wait_for(|| server.exited());
     match status {
         None => report.bad(
-            (
-                "el servidor sigue en marcha 10 s después de SIGTERM",
-                "the server still runs 10 s after SIGTERM",
-            ),
+            "sigterm-exit-0",
+            ("el servidor sigue en marcha 10 s después de SIGTERM", "the server still runs 10 s after SIGTERM"),
             ("que deje de aceptar y termine", "it stops accepting and exits"),
             (
                 "on_sigterm() y el bucle de main(): el poll que corta la señal falla con EINTR, y el bucle debe mirar STOP",
@@ -529,10 +1378,12 @@ fn check_sigterm(report: &mut Report) {
             ),
         ),
         Some(status) if status.code() == Some(0) => report.good(
+            "sigterm-exit-0",
             "SIGTERM termina el bucle de accept, y el servidor sale con estado 0",
             "SIGTERM ends the accept loop, and the server exits with status 0",
         ),
         Some(status) => report.bad(
+            "sigterm-exit-0",
             (&format!("el servidor terminó así: {status}"), &format!("the server ended this way: {status}")),
             ("estado de salida 0, tras un cierre ordenado", "exit status 0, after a graceful shutdown"),
             (
@@ -541,27 +1392,49 @@ fn check_sigterm(report: &mut Report) {
             ),
         ),
     }
-    let said =
-        msock_fd.and_then(|fd| server.line_with(&format!("[parent {}] closed msock (fd {fd})", server.pid)));
-    match said {
-        Some(_) => report.good(
-            "el padre dice que cierra msock, con su descriptor",
-            "the parent says it closes msock, with its descriptor",
+    let closed = msock_fd.map(|fd| format!("[parent {}] closed msock (fd {fd})", server.pid));
+    let after = closed.as_ref().is_some_and(|line| server.log_from(before).contains(line.as_str()));
+    let earlier = closed.as_ref().is_some_and(|line| server.log_from(0).contains(line.as_str()));
+    match (after, earlier) {
+        (true, _) => report.good(
+            "closed-msock-after-sigterm",
+            "tras SIGTERM, el padre dice que cierra msock, con su descriptor",
+            "after SIGTERM, the parent says it closes msock, with its descriptor",
         ),
-        None => report.bad(
-            ("el padre no dice «closed msock (fd N)»", "the parent does not say 'closed msock (fd N)'"),
+        (false, true) => report.bad(
+            "closed-msock-after-sigterm",
+            (
+                "el padre dice «closed msock» antes de recibir SIGTERM, y nada después",
+                "the parent says 'closed msock' before it gets SIGTERM, and nothing after",
+            ),
+            (
+                "la línea cuando de verdad lo cierra: tras SIGTERM, al salir del bucle",
+                "the line when it really closes it: after SIGTERM, once out of the loop",
+            ),
+            ("el final de main() en src/main.rs", "the end of main() in src/main.rs"),
+        ),
+        (false, false) => report.bad(
+            "closed-msock-after-sigterm",
+            (
+                "tras SIGTERM, el padre no dice «closed msock (fd N)» con el descriptor de msock",
+                "after SIGTERM, the parent does not say 'closed msock (fd N)' with msock's descriptor",
+            ),
             ("una línea por recurso que cierra", "a line for every resource it closes"),
             ("el final de main() en src/main.rs", "the end of main() in src/main.rs"),
         ),
     }
+    check_sigterm_handler_source(report, &options.source);
     let free = TcpListener::bind(("0.0.0.0", server.port)).is_ok();
-    let still = served && sock.write_all(b"b").is_ok() && sock.read_exact(&mut one).is_ok() && one == *b"b";
+    let deadline = Instant::now() + WAIT;
+    let still = served && sock.as_ref().is_some_and(|sock| echo_byte(sock, b'b', deadline));
     match (free, still) {
         (true, true) => report.good(
+            "port-free-child-serves",
             "el puerto queda libre, y el hijo sigue atendiendo a su cliente",
             "the port is free again, and the child goes on serving its client",
         ),
         _ => report.bad(
+            "port-free-child-serves",
             (
                 "el puerto sigue ocupado, o el cliente ya no tiene eco",
                 "the port is still taken, or the client gets no echo",
@@ -569,5 +1442,425 @@ fn check_sigterm(report: &mut Report) {
             ("nadie con msock abierto, y el hijo intacto", "nobody holding msock, and the child untouched"),
             ("qué cierra cada proceso", "what each process closes"),
         ),
+    }
+}
+
+/// What no run can tell apart: whether the end comes from the loop or
+/// from inside the handler. So the handler's source is read: it may only
+/// take note (atomics, errno, write(2)), and each function of the file it
+/// calls is read the same way.
+fn check_sigterm_handler_source(report: &mut Report, path: &str) {
+    let name = "sigterm-handler-only-notes";
+    let source = fs::read_to_string(path).unwrap_or_default();
+    let verdict = handler_scan::sigterm_handler_calls(&source);
+    let found = match verdict {
+        Ok(found) => found,
+        Err(()) => {
+            return report.bad(
+                name,
+                (
+                    &format!("no encuentro en {path} la función que instalas para SIGTERM"),
+                    &format!("cannot find in {path} the function you install for SIGTERM"),
+                ),
+                (
+                    "set_handler(Signal::SIGTERM, SigHandler::Handler(on_sigterm), ...) en install_sigterm_handler()",
+                    "set_handler(Signal::SIGTERM, SigHandler::Handler(on_sigterm), ...) in install_sigterm_handler()",
+                ),
+                ("install_sigterm_handler() en src/main.rs", "install_sigterm_handler() in src/main.rs"),
+            );
+        }
+    };
+    let (handler, calls) = found;
+    if calls.is_empty() {
+        return report.good(
+            name,
+            &format!("{handler}() solo anota la petición; el bucle hace el resto (leído en {path})"),
+            &format!("{handler}() only takes note; the loop does the rest (read in {path})"),
+        );
+    }
+    use handler_scan::Kind;
+    // "_exit (line 172), format! (line 190, in log()) and stderr (line 171)"
+    let list = |es: bool| {
+        let items: Vec<String> = calls
+            .iter()
+            .map(|c| match (es, c.via == handler) {
+                (true, true) => format!("{} (línea {})", c.name, c.line),
+                (true, false) => format!("{} (línea {}, en {}())", c.name, c.line, c.via),
+                (false, true) => format!("{} (line {})", c.name, c.line),
+                (false, false) => format!("{} (line {}, in {}())", c.name, c.line, c.via),
+            })
+            .collect();
+        match items.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} {} {last}", rest.join(", "), if es { "y" } else { "and" }),
+            None => String::new(),
+        }
+    };
+    let gravest = calls.iter().map(|c| c.kind).min().unwrap_or(Kind::Unsafe);
+    let (why_es, why_en) = match gravest {
+        Kind::Ends => (
+            "termina el proceso desde dentro del manejador, sin volver al bucle",
+            "it ends the process from inside the handler, never back in the loop",
+        ),
+        Kind::Closes => (
+            "cierra desde el manejador lo que main debe cerrar tras el bucle",
+            "it closes from the handler what main must close after the loop",
+        ),
+        Kind::Unsafe => (
+            "no es segura para señales: puede reservar memoria o tomar un cerrojo que tenía el código interrumpido",
+            "it is not async-signal-safe: it may allocate, or take a lock the interrupted code held",
+        ),
+    };
+    report.bad(
+        name,
+        (
+            &format!("{handler}() ({path}) llama a {}: {why_es}", list(true)),
+            &format!("{handler}() ({path}) calls {}: {why_en}", list(false)),
+        ),
+        (
+            "que el manejador solo anote la petición (STOP.store(true, ...)) y vuelva: el bucle ve STOP y sale, main cierra msock, lo dice y termina con 0",
+            "the handler only takes note (STOP.store(true, ...)) and returns: the loop sees STOP and leaves, main closes msock, says so and exits 0",
+        ),
+        (
+            &format!("{handler}() y el final de main() en src/main.rs; man 7 signal-safety (println!, format! y exit no están entre las funciones seguras)"),
+            &format!("{handler}() and the end of main() in src/main.rs; man 7 signal-safety (println!, format! and exit are not among the safe functions)"),
+        ),
+    );
+}
+
+/// A look at the student's source, for what a run cannot show: the
+/// calls the SIGTERM handler makes. Comments, strings and character
+/// literals are blanked first, so neither they nor the layout matter.
+///
+/// The handler is the function named in `Handler(NAME)` or `NAME as ...`
+/// in the statement that mentions SIGTERM (`on_sigterm` if none). In its
+/// body every call `name(...)`, method call `.name(...)` and macro
+/// `name!(...)` must be one a handler may make: the atomics' methods
+/// (load, store, swap, fetch_*, compare_exchange*), errno's (last,
+/// last_raw, set_raw), write(2) as a function (`libc::write`), `as_ptr`,
+/// `cast`, `len`, `Some`, `Ok`; or a function of the same file, whose body
+/// is read by the same rule. Every other call is reported: exit, _exit,
+/// abort, kill, raise, panic! and the like end the process; close, drop,
+/// shutdown close a resource; the rest (println!, format!, log, ...) are
+/// not async-signal-safe.
+mod handler_scan {
+    /// Why a call has no place in the handler, gravest first.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum Kind {
+        Ends,
+        Closes,
+        Unsafe,
+    }
+
+    /// A call the handler (or a function it calls, `via`) should not make.
+    #[derive(Debug)]
+    pub struct Call {
+        pub name: String,
+        pub via: String,
+        pub line: usize,
+        pub kind: Kind,
+    }
+
+    const ALLOWED: &[&str] = &[
+        "load",
+        "store",
+        "swap",
+        "fetch_add",
+        "fetch_sub",
+        "fetch_and",
+        "fetch_or",
+        "fetch_xor",
+        "fetch_nand",
+        "fetch_max",
+        "fetch_min",
+        "compare_exchange",
+        "compare_exchange_weak",
+        "last",
+        "last_raw",
+        "set_raw",
+        "as_ptr",
+        "cast",
+        "len",
+        "Some",
+        "Ok",
+    ];
+    const ENDS: &[&str] = &[
+        "exit",
+        "_exit",
+        "_Exit",
+        "abort",
+        "kill",
+        "killpg",
+        "raise",
+        "panic",
+        "unreachable",
+        "todo",
+        "unimplemented",
+        "assert",
+        "assert_eq",
+        "assert_ne",
+        "unwrap",
+        "expect",
+    ];
+    const CLOSES: &[&str] = &["close", "drop", "shutdown", "close_range"];
+    const KEYWORDS: &[&str] = &[
+        "if", "while", "match", "return", "for", "in", "loop", "as", "let", "mut", "ref", "unsafe", "else",
+        "move", "fn", "where", "impl", "dyn", "break", "continue", "const", "static", "use", "pub", "crate",
+        "self", "Self", "super",
+    ];
+
+    /// The SIGTERM handler's name, and the calls it should not make.
+    pub fn sigterm_handler_calls(source: &str) -> Result<(String, Vec<Call>), ()> {
+        let code = code_only(source);
+        let tokens = tokens(&code);
+        let handler = installed_for_sigterm(&tokens).unwrap_or_else(|| "on_sigterm".to_string());
+        let body = body_of(&tokens, &handler).ok_or(())?;
+        let mut calls = Vec::new();
+        let mut read = vec![handler.clone()];
+        let mut to_read = vec![(handler.clone(), body)];
+        while let Some((function, (start, end))) = to_read.pop() {
+            for call in calls_in(&tokens[start..end]) {
+                let (name, method, macro_call, offset) = call;
+                let line = code[..offset].matches('\n').count() + 1;
+                let kind = if ENDS.contains(&name) {
+                    Some(Kind::Ends)
+                } else if CLOSES.contains(&name) {
+                    Some(Kind::Closes)
+                } else if macro_call {
+                    Some(Kind::Unsafe)
+                } else if ALLOWED.contains(&name) || (name == "write" && !method) {
+                    None
+                } else if let Some(inner) = (!method).then(|| body_of(&tokens, name)).flatten() {
+                    if !read.iter().any(|r| r == name) {
+                        read.push(name.to_string());
+                        to_read.push((name.to_string(), inner));
+                    }
+                    None
+                } else {
+                    Some(Kind::Unsafe)
+                };
+                if let Some(kind) = kind {
+                    let name = if macro_call { format!("{name}!") } else { name.to_string() };
+                    calls.push(Call { name, via: function.clone(), line, kind });
+                }
+            }
+        }
+        // The gravest first, each name once, a few at most.
+        calls.sort_by_key(|c| (c.kind, c.line));
+        let mut seen = Vec::new();
+        calls.retain(|c| {
+            let new = !seen.contains(&c.name);
+            seen.push(c.name.clone());
+            new
+        });
+        calls.truncate(4);
+        Ok((handler, calls))
+    }
+
+    /// The source with comments, string and character literals replaced
+    /// by spaces (newlines kept, so offsets and line numbers hold).
+    fn code_only(source: &str) -> String {
+        let bytes = source.as_bytes();
+        let mut out = bytes.to_vec();
+        let blank = |out: &mut Vec<u8>, from: usize, to: usize| {
+            for b in &mut out[from..to.min(bytes.len())] {
+                if *b != b'\n' {
+                    *b = b' ';
+                }
+            }
+        };
+        let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let mut i = 0;
+        while i < bytes.len() {
+            let rest = &bytes[i..];
+            if rest.starts_with(b"//") {
+                let end = rest.iter().position(|&b| b == b'\n').map_or(bytes.len(), |n| i + n);
+                blank(&mut out, i, end);
+                i = end;
+            } else if rest.starts_with(b"/*") {
+                let (mut depth, mut j) = (0, i);
+                while j < bytes.len() {
+                    if bytes[j..].starts_with(b"/*") {
+                        depth += 1;
+                        j += 2;
+                    } else if bytes[j..].starts_with(b"*/") {
+                        depth -= 1;
+                        j += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        j += 1;
+                    }
+                }
+                blank(&mut out, i, j);
+                i = j;
+            } else if (rest[0] == b'r' || rest.starts_with(b"br"))
+                && (i == 0 || !ident(bytes[i - 1]))
+                && raw_string_hashes(rest).is_some()
+            {
+                let start = if rest[0] == b'b' { i + 2 } else { i + 1 };
+                let hashes = raw_string_hashes(&bytes[start - 1..]).unwrap_or(0);
+                let mut closing = vec![b'"'];
+                closing.extend(std::iter::repeat_n(b'#', hashes));
+                let open = start + hashes + 1;
+                let end = bytes[open..]
+                    .windows(closing.len())
+                    .position(|w| w == closing)
+                    .map_or(bytes.len(), |n| open + n);
+                blank(&mut out, open, end);
+                i = end + closing.len();
+            } else if rest[0] == b'"' {
+                let mut j = i + 1;
+                while j < bytes.len() && bytes[j] != b'"' {
+                    j += if bytes[j] == b'\\' { 2 } else { 1 };
+                }
+                blank(&mut out, i + 1, j);
+                i = j + 1;
+            } else if rest[0] == b'\'' {
+                // A character literal ('x', '\n', '\u{41}', 'é'), or a
+                // lifetime ('a), which stays.
+                let end = if rest.get(1) == Some(&b'\\') {
+                    rest.iter().skip(2).position(|&b| b == b'\'').map(|n| i + 2 + n)
+                } else {
+                    let width = std::str::from_utf8(&rest[1..rest.len().min(5)])
+                        .or_else(|e| std::str::from_utf8(&rest[1..1 + e.valid_up_to()]))
+                        .ok()
+                        .and_then(|s| s.chars().next())
+                        .map_or(1, char::len_utf8);
+                    (rest.get(1 + width) == Some(&b'\'')).then_some(i + 1 + width)
+                };
+                match end {
+                    Some(end) => {
+                        blank(&mut out, i + 1, end);
+                        i = end + 1;
+                    }
+                    None => i += 1,
+                }
+            } else {
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// For `r"`, `r#"`, `r##"`... at the start of `text`: how many `#`.
+    fn raw_string_hashes(text: &[u8]) -> Option<usize> {
+        let text = text.strip_prefix(b"b").unwrap_or(text).strip_prefix(b"r")?;
+        let hashes = text.iter().take_while(|&&b| b == b'#').count();
+        (text.get(hashes) == Some(&b'"')).then_some(hashes)
+    }
+
+    /// Identifiers (a raw `r#name` as `name`) and single punctuation
+    /// characters, each with its byte offset.
+    fn tokens(code: &str) -> Vec<(&str, usize)> {
+        let mut tokens = Vec::new();
+        let bytes = code.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
+            if word(b) {
+                let raw = bytes[i..].starts_with(b"r#") && bytes.get(i + 2).is_some_and(|&b| word(b));
+                let start = if raw { i + 2 } else { i };
+                let mut j = start;
+                while j < bytes.len() && word(bytes[j]) {
+                    j += 1;
+                }
+                tokens.push((&code[start..j], start));
+                i = j;
+            } else if b.is_ascii_whitespace() {
+                i += 1;
+            } else {
+                tokens.push((&code[i..i + 1], i));
+                i += 1;
+            }
+        }
+        tokens
+    }
+
+    /// The function of the file named by `Handler(NAME)` or `NAME as` in
+    /// the statement (between `;`, `{` and `}`) that mentions SIGTERM.
+    fn installed_for_sigterm(tokens: &[(&str, usize)]) -> Option<String> {
+        let boundary = |t: &str| matches!(t, ";" | "{" | "}");
+        for (at, _) in tokens.iter().enumerate().filter(|(_, t)| t.0 == "SIGTERM") {
+            let start = tokens[..at].iter().rposition(|t| boundary(t.0)).map_or(0, |n| n + 1);
+            let end = tokens[at..].iter().position(|t| boundary(t.0)).map_or(tokens.len(), |n| at + n);
+            let statement = &tokens[start..end];
+            for window in statement.windows(3) {
+                let named = if window[0].0 == "Handler" && window[1].0 == "(" {
+                    window[2].0
+                } else if window[1].0 == "as" {
+                    window[0].0
+                } else {
+                    continue;
+                };
+                if is_identifier(named) && body_of(tokens, named).is_some() {
+                    return Some(named.to_string());
+                }
+            }
+        }
+        None
+    }
+
+    fn is_identifier(token: &str) -> bool {
+        token.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') && !KEYWORDS.contains(&token)
+    }
+
+    /// The token range of the body of `fn NAME`, braces excluded.
+    fn body_of(tokens: &[(&str, usize)], name: &str) -> Option<(usize, usize)> {
+        let at = tokens.windows(2).position(|w| w[0].0 == "fn" && w[1].0 == name)?;
+        let open = at + tokens[at..].iter().position(|t| t.0 == "{")?;
+        let mut depth = 0;
+        for (i, token) in tokens.iter().enumerate().skip(open) {
+            match token.0 {
+                "{" => depth += 1,
+                "}" => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some((open + 1, i));
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The calls among `tokens`: (name, a method call, a macro, offset).
+    fn calls_in<'a>(tokens: &[(&'a str, usize)]) -> Vec<(&'a str, bool, bool, usize)> {
+        let mut calls = Vec::new();
+        for (i, &(token, offset)) in tokens.iter().enumerate() {
+            if !is_identifier(token) {
+                continue;
+            }
+            let next = |k: usize| tokens.get(i + k).map_or("", |t| t.0);
+            let method = i > 0 && tokens[i - 1].0 == ".";
+            let mut after = 1;
+            // A turbofish: name::<T>(...)
+            if next(1) == ":" && next(2) == ":" && next(3) == "<" {
+                let mut depth = 0;
+                for k in 3.. {
+                    match next(k) {
+                        "<" => depth += 1,
+                        ">" => {
+                            depth -= 1;
+                            if depth == 0 {
+                                after = k + 1;
+                                break;
+                            }
+                        }
+                        "" => break,
+                        _ => {}
+                    }
+                }
+            }
+            if next(after) == "(" {
+                calls.push((token, method, false, offset));
+            } else if next(1) == "!" && matches!(next(2), "(" | "[" | "{") {
+                calls.push((token, false, true, offset));
+            }
+        }
+        calls
     }
 }
