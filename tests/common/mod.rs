@@ -444,9 +444,19 @@ pub fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The top of the repository: the folder of the crate under test, or the
+/// one above it for the crates beside the lab's (bench/, teacher/).
+pub fn repo_root() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    match manifest.join("labs").is_dir() {
+        true => manifest.to_path_buf(),
+        false => manifest.parent().expect("a folder above the crate").to_path_buf(),
+    }
+}
+
 /// A copy of the student's crate (labs/student, its sources only) at `to`.
 pub fn copy_student_crate(to: &std::path::Path) {
-    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/student");
+    let from = repo_root().join("labs/student");
     fs::create_dir_all(to.join("src/bin")).unwrap();
     for file in ["Cargo.toml", "Cargo.lock", "Makefile", "rustfmt.toml", "src/main.rs", "src/bin/check.rs"] {
         fs::copy(from.join(file), to.join(file)).unwrap_or_else(|err| panic!("{file}: {err}"));

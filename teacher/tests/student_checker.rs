@@ -6,6 +6,7 @@
 //! fork bomb stopped), no process of the student's server is left. And
 //! its score line, its JSON and its usage errors.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -53,7 +54,7 @@ fn build_at(root: PathBuf, name: &str, edits: &[(&str, &str)]) -> Crate {
     let _ = fs::remove_dir_all(&root);
     let dir = root.join("labs/student");
     copy_student_crate(&dir);
-    let patch = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/student-solution.patch");
+    let patch = repo_root().join("teacher/solution.patch");
     let applied = Command::new("git")
         .args(["apply", "-p1"])
         .arg(&patch)

@@ -1,10 +1,11 @@
 //! The student's server and its checker (labs/student): the checker fails
 //! the untouched skeleton on exactly the exercises left to the student (5,
 //! 6 and 7), each with its explanation, and scores it 0/3; it passes the
-//! teacher's reference solution (labs/student-solution.patch) on every one,
+//! teacher's reference solution (teacher/solution.patch) on every one,
 //! 3/3; in English and in Spanish. (The cheats it catches, its JSON and
 //! how it cleans up: tests/student_checker.rs.)
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;
@@ -96,7 +97,7 @@ fn the_checker_fails_the_skeleton_on_exercises_5_6_7_and_passes_the_solution() {
     // copy of the repository.
     let solved_root = dir.join("solved");
     let solved = student_crate_in(&solved_root);
-    let patch = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/student-solution.patch");
+    let patch = repo_root().join("teacher/solution.patch");
     let applied = Command::new("git")
         .args(["apply", "-p1"])
         .arg(&patch)
