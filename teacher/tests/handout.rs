@@ -527,7 +527,7 @@ fn the_handout_builds_offline_and_stays_clean() {
         BUILD,
     );
     assert!(output.status.success(), "make build failed in the handout:\n{}", printed(&output));
-    for binary in ["TCPechod", "TCPecho", "echobench"] {
+    for binary in ["TCPechod", "TCPecho"] {
         let mode = fs::metadata(handout.join(binary)).map(|meta| meta.permissions().mode());
         assert!(mode.is_ok_and(|mode| mode & 0o111 != 0), "make build left no ./{binary}");
     }
