@@ -100,6 +100,10 @@ say "Client C, meanwhile" "Mientras tanto, el cliente C"
 start=$(now_ms)
 client < <(printf 'is anybody there?\n')
 explain "C was served in $(($(now_ms) - start)) ms" "C ha sido atendido en $(($(now_ms) - start)) ms"
+# C's child has ended: the listing waits until the parent has reaped it
+# and gone back to sleep, so that it shows the three that are left.
+wait_until "grep -q 'reaped child' '$LAB_OUT/04-server.log'"
+wait_until "ps -o stat= -p $SERVER_PID | grep -q '^S'"
 show_processes wchan:32
 look "three processes: the parent, and the children of A ($a_child) and B ($b_child), all three asleep (S). WCHAN says wait_woken for both children: ps does not tell them apart." \
     "tres procesos: el padre y los hijos de A ($a_child) y de B ($b_child), los tres dormidos (S). WCHAN dice wait_woken en los dos hijos: ps no los distingue."
