@@ -15,12 +15,18 @@
 # The Rust version is the one the lab is tested with (tests/lab_container.rs
 # checks that it is this machine's); the student's crates come from
 # crates.io at the first make, as on any machine.
+#
+# Each laptop builds the image for its own architecture. To publish one
+# image for both instead: docker buildx build --platform
+# linux/amd64,linux/arm64 -f .devcontainer/lab.Dockerfile -t
+# REGISTRY/tcpechod-lab --push .devcontainer (buildx, with QEMU or a
+# builder of each architecture, and a registry to push to).
 FROM rust:1.95-slim-bookworm
 
 # The base image leaves manual pages out; the lab cites them (man 2
 # waitpid, man 7 signal-safety), so they come back before anything is
 # installed.
-RUN sed -i -e '\|/usr/share/man|d' -e '\|/usr/share/groff|d' /etc/dpkg/dpkg.cfg.d/*
+RUN find /etc/dpkg/dpkg.cfg.d -type f -exec sed -i -e '\|/usr/share/man|d' -e '\|/usr/share/groff|d' {} +
 
 # What the statement and the labs/ scripts run: ps, ss, ip, netstat,
 # tcpdump, unshare and nsenter, strace, git; socat for the benchmark's

@@ -211,21 +211,21 @@ fn cannot_run(why: &str) {
     eprintln!("skipped: {why}");
 }
 
-/// Whether the test runs in a network namespace other than the machine's
-/// (tests/conditions.sh runs the tests again in such): Docker publishes the
-/// student's port on the machine's own loopback, out of reach there.
-fn away_from_the_machines_network() -> bool {
-    match (fs::read_link("/proc/self/ns/net"), fs::read_link("/proc/1/ns/net")) {
-        (Ok(mine), Ok(machine)) => mine != machine,
-        _ => false,
-    }
+/// Whether the test runs in a network namespace with nothing but a
+/// loopback (tests/conditions.sh runs the tests again in such): Docker's
+/// bridges, and the ports it publishes, are in the machine's, out of reach.
+fn in_a_network_of_its_own() -> bool {
+    let devices = fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
+    let names: Vec<&str> =
+        devices.lines().skip(2).filter_map(|l| Some(l.split(':').next()?.trim())).collect();
+    !names.is_empty() && names.iter().all(|name| *name == "lo")
 }
 
 #[test]
 fn the_lab_container_runs_the_lab_as_a_normal_user() {
     let started = Instant::now();
-    if away_from_the_machines_network() {
-        eprintln!("skipped: this network namespace is not the machine's, where Docker publishes ports (it runs in make test)");
+    if in_a_network_of_its_own() {
+        eprintln!("skipped: this network namespace has only lo, and Docker publishes ports in the machine's (it runs in make test)");
         return;
     }
     if !Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success()) {
