@@ -12,14 +12,15 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 
 .PHONY: all build run test stress lint bench clean
 .PHONY: static docker-image docker-compose-up docker-compose-logs docker-compose-down
+.PHONY: lab-image lab-shell
 
 all: build
 
 # TCPechod and TCPecho are then linked again, statically: a process with
 # fewer mappings forks and exits faster, which is what a fork server does
 # all day (see bench/RESULTS.md), and a static binary runs in an image that
-# holds nothing else (Dockerfile). If static linking is not possible here,
-# the dynamic ones stay.
+# holds nothing else (server.Dockerfile). If static linking is not possible
+# here, the dynamic ones stay.
 build:
 	$(CARGO) build --release -p tcpechod --bins
 	for binary in TCPechod TCPecho; do \
@@ -87,13 +88,16 @@ static:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release \
 	    --target $(HOST) --target-dir target/static -p tcpechod --bins
 
-# The image of Dockerfile, FROM scratch: the static binaries and the
-# clients' input, copied into target/docker, which is all docker build sees.
+# The server image of the containers exercise, tcpechod-server
+# (server.Dockerfile, FROM scratch): the static binaries and the clients'
+# input, copied into target/docker, which is all docker build sees. For
+# this machine's architecture only: the binaries are built here (see
+# server.Dockerfile for the other one).
 docker-image: static
 	mkdir -p target/docker
 	cp $(STATIC)/TCPechod $(STATIC)/TCPecho target/docker/
 	seq -f "line %g, sent every few hundred milliseconds" 1 100000 > target/docker/lines.txt
-	docker build -t tcpechod -f Dockerfile target/docker
+	docker build -t tcpechod-server -f server.Dockerfile target/docker
 
 # Seed 001's exercise (compose.yaml): a server and three clients.
 docker-compose-up: docker-image
@@ -105,6 +109,15 @@ docker-compose-logs:
 # SIGTERM to every container, and SIGKILL to those still running 1 s later.
 docker-compose-down:
 	$(COMPOSE) down -t 1
+
+# The lab's container, for a laptop without Linux (.devcontainer/lab.Dockerfile,
+# every tool of the lab; see ./lab-shell): lab-image builds the image
+# tcpechod-lab again, lab-shell opens a shell in it over this folder.
+lab-image:
+	./lab-shell --build
+
+lab-shell:
+	./lab-shell
 
 clean:
 	rm -f $(BINARIES) echobench

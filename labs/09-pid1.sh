@@ -103,16 +103,16 @@ quietly() {
     printf '$ %s\n' "$*"
     "$@" >/dev/null
 }
-if ! docker image inspect tcpechod >/dev/null 2>&1; then
+if ! docker image inspect tcpechod-server >/dev/null 2>&1; then
     printf '$ make -s docker-image\n'
     "${BUILD_LOCK[@]}" make -s -C "$ROOT" docker-image >/dev/null
 fi
 for variant in handler nohandler init; do
-    name=tcpechod-lab09-$variant-$$
+    name=tcpechod-server-pid1-$variant-$$
     case $variant in
-        handler) args=(docker run -d --name "$name" tcpechod) ;;
-        nohandler) args=(docker run -d --name "$name" tcpechod --no-sigterm-handler 8000) ;;
-        init) args=(docker run -d --init --name "$name" tcpechod --no-sigterm-handler 8000) ;;
+        handler) args=(docker run -d --name "$name" tcpechod-server) ;;
+        nohandler) args=(docker run -d --name "$name" tcpechod-server --no-sigterm-handler 8000) ;;
+        init) args=(docker run -d --init --name "$name" tcpechod-server --no-sigterm-handler 8000) ;;
     esac
     at_exit "docker rm -f $name"
     quietly "${args[@]}"

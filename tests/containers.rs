@@ -1,8 +1,10 @@
 //! Seed 001's exercise, in containers: `make docker-image` builds the
-//! image FROM scratch, compose.yaml runs a server and three clients, every
-//! client gets its echoes, `docker kill --signal=SIGTERM` ends a client and
-//! then the server gracefully (every resource closed in their logs, exit
-//! status 0), and `down -t 1` removes the rest.
+//! server's image, tcpechod-server (server.Dockerfile, FROM scratch; not
+//! the lab's container, which tests/lab_container.rs tries), compose.yaml
+//! runs a server and three clients, every client gets its echoes, `docker
+//! kill --signal=SIGTERM` ends a client and then the server gracefully
+//! (every resource closed in their logs, exit status 0), and `down -t 1`
+//! removes the rest.
 //!
 //! It needs a running Docker. Where Docker cannot run, the test says why in
 //! one line and passes, except when the environment variable CI is set:
