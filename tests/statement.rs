@@ -352,7 +352,11 @@ impl Desk {
                 // score; it exits 0 only when every check passed.
                 let output = self.run(&text, b"", BUILD_TIME);
                 let report = String::from_utf8_lossy(&output.stdout).into_owned();
-                assert!(matches!(output.status.code(), Some(0 | 1)), "{command:?}: {}\n{report}", output.status);
+                assert!(
+                    matches!(output.status.code(), Some(0 | 1)),
+                    "{command:?}: {}\n{report}",
+                    output.status
+                );
                 let exercise = text.trim_start_matches("make check");
                 if exercise.is_empty() {
                     let given =
@@ -365,7 +369,11 @@ impl Desk {
                 let score = report.lines().last().unwrap_or("");
                 assert!(score.starts_with("SCORE "), "{command:?} ends with the score:\n{report}");
                 let passed = !report.contains("[FAIL]");
-                assert_eq!(output.status.success(), passed, "{command:?}: its status says whether all passed");
+                assert_eq!(
+                    output.status.success(),
+                    passed,
+                    "{command:?}: its status says whether all passed"
+                );
             }
             _ if text.starts_with("./TCPechod") && text.contains("--mode") => {
                 // Named in passing (exercise 3): it starts and stops, on a
