@@ -151,9 +151,11 @@ done <<<"$SOLUTIONS"
 # line with no letter or digit; of the solution, an added line of fewer
 # than 12 characters besides spaces (break;), or one the handout's code
 # has whole (the skeleton, and the lab's server in src/, which the
-# exercises send students to read); of the keys, a line under 40 bytes (a
-# heading, a command), or one the handout shows anyway (the statement, the
-# lab's scripts and their recorded runs, which the keys quote).
+# exercises send students to read); of the keys, a line inside a fenced
+# block (what a program printed: the lab's own output, not an answer), a
+# line under 40 bytes (a heading, a command), or one the handout shows
+# anyway (the statement, the lab's scripts and their recorded runs, which
+# the keys quote).
 # teacher/tests/handout.rs checks the handout with the same rules.
 secret_lines() {
     local awk_args=(kind=code "$folder/labs/student/src/main.rs")
@@ -179,7 +181,9 @@ secret_lines() {
             if (text ~ /[A-Za-z0-9]/ && length(bare) >= 12 && !(text in code)) print name ":" FNR "\t" text
             next
         }
-        kind == "key" {
+        kind == "key" && FNR == 1 { fenced = 0 }
+        kind == "key" && /^[ \t]*```/ { fenced = !fenced; next }
+        kind == "key" && !fenced {
             text = trim($0)
             if (text ~ /[A-Za-z0-9]/ && length(text) >= 40 && index(shown, text) == 0) print name ":" FNR "\t" text
         }' "${awk_args[@]}"

@@ -249,7 +249,8 @@ struct Secret {
 /// line with no letter or digit; of the solution, an added line of fewer
 /// than 12 characters besides spaces (`break;`), or one the handout's code
 /// has whole (the skeleton, and the lab's server in src/, which the
-/// exercises send students to read); of the keys, a line under 40 bytes
+/// exercises send students to read); of the keys, a line inside a fenced
+/// block (a program's output), a line under 40 bytes
 /// (a heading, a command), or one the handout shows anyway ([`SHOWN`], the
 /// lab's scripts and their recorded runs). Each file of keys or solution
 /// found gives at least one secret.
@@ -280,7 +281,17 @@ fn secrets(tree: &Path, handout: &Path) -> Vec<Secret> {
         found += 1;
         let before = secrets.len();
         let is_solution = SOLUTIONS.contains(file);
+        // In a key, what a program printed (a fenced block) is the lab's
+        // own output, not an answer.
+        let mut fenced = false;
         for (number, line) in text.lines().enumerate() {
+            if !is_solution && line.trim_start().starts_with("```") {
+                fenced = !fenced;
+                continue;
+            }
+            if fenced {
+                continue;
+            }
             let secret = if is_solution {
                 let Some(added) = line.strip_prefix('+').filter(|_| !line.starts_with("+++")) else {
                     continue;
