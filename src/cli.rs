@@ -11,7 +11,8 @@ use std::process::{self, ExitCode};
 use clap::error::ErrorKind;
 use clap::{ArgMatches, Parser};
 
-use crate::connect::reason;
+use crate::server::child::{self, ExitStatus};
+use crate::support::log::{self, reason};
 
 /// Exit status of a usage error: a bad option, port, address or number.
 pub const EXIT_USAGE: u8 = 2;
@@ -28,11 +29,11 @@ pub const EXIT_INTERNAL: u8 = 70;
 /// client's thread ends.
 pub fn guarded(program: &'static str, main: impl FnOnce() -> ExitCode + UnwindSafe) -> ExitCode {
     panic::set_hook(Box::new(move |info| {
-        if crate::log::in_child() {
+        if log::in_child() {
             crate::notice!("internal error: {}", panic_text(info));
-            crate::child::exit(EXIT_INTERNAL.into());
+            child::exit(ExitStatus::Internal);
         }
-        crate::log::say(&format!("{program}: internal error: {}\n", panic_text(info)));
+        log::say(&format!("{program}: internal error: {}\n", panic_text(info)));
     }));
     panic::catch_unwind(main).unwrap_or(ExitCode::from(EXIT_INTERNAL))
 }
@@ -70,7 +71,7 @@ pub fn parse_args_and_matches<A: Parser>(program: &str) -> (A, ArgMatches) {
             print_help_or_version(program, &err)
         }
         Err(err) => {
-            crate::log::say(&format!("{program}: {} (see --help)\n", one_line(&err.to_string())));
+            log::say(&format!("{program}: {} (see --help)\n", one_line(&err.to_string())));
             process::exit(EXIT_USAGE.into());
         }
     }
@@ -82,12 +83,12 @@ pub fn parse_args_and_matches<A: Parser>(program: &str) -> (A, ArgMatches) {
 fn print_help_or_version(program: &str, asked: &clap::Error) -> ! {
     let what = if asked.kind() == ErrorKind::DisplayHelp { "the help" } else { "the version" };
     if closed_at_start(io::stdout()) {
-        crate::log::say(&format!("{program}: cannot write {what}: standard output is closed\n"));
+        log::say(&format!("{program}: cannot write {what}: standard output is closed\n"));
         process::exit(EXIT_FAILURE.into());
     }
     // process::exit flushes nothing: flush here, and look at the result.
     if let Err(err) = asked.print().and_then(|()| io::stdout().flush()) {
-        crate::log::say(&format!("{program}: cannot write {what} to standard output: {}\n", reason(&err)));
+        log::say(&format!("{program}: cannot write {what} to standard output: {}\n", reason(&err)));
         process::exit(EXIT_FAILURE.into());
     }
     process::exit(0);
@@ -96,7 +97,7 @@ fn print_help_or_version(program: &str, asked: &clap::Error) -> ! {
 /// Reports a usage error that clap cannot see (two options that do not go
 /// together) as one line, and exits 2.
 pub fn usage_error(program: &str, message: &str) -> ! {
-    crate::log::say(&format!("{program}: {message} (see --help)\n"));
+    log::say(&format!("{program}: {message} (see --help)\n"));
     process::exit(EXIT_USAGE.into());
 }
 
@@ -142,7 +143,7 @@ pub fn exit_code(program: &str, result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            crate::log::say(&format!("{program}: {}\n", without_error_numbers(&format!("{err:#}"))));
+            log::say(&format!("{program}: {}\n", without_error_numbers(&format!("{err:#}"))));
             ExitCode::from(EXIT_FAILURE)
         }
     }
@@ -150,7 +151,7 @@ pub fn exit_code(program: &str, result: anyhow::Result<()>) -> ExitCode {
 
 /// Removes the " (os error N)" that Rust's I/O errors end with: the
 /// number means nothing to whoever reads the line (the words before it
-/// say the same). Errors are worded with [`crate::connect::reason`] where
+/// say the same). Errors are worded with [`reason`] where
 /// they are made; this catches one that was not.
 fn without_error_numbers(text: &str) -> String {
     const MARK: &str = " (os error ";
@@ -221,6 +222,11 @@ mod tests {
         assert_eq!(without_error_numbers(text), "cannot open /x: No such file or directory");
         let text = "a (os error 1): b (os error 22); c (os error x) (os error ";
         assert_eq!(without_error_numbers(text), "a: b; c (os error x) (os error ");
+    }
+
+    #[test]
+    fn a_child_that_panics_exits_with_the_programs_status_for_a_bug() {
+        assert_eq!(i32::from(ExitStatus::Internal), i32::from(EXIT_INTERNAL));
     }
 
     #[test]

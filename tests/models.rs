@@ -254,7 +254,7 @@ fn the_poll_server_does_not_let_a_slow_reader_block_the_others() {
 
 #[test]
 fn every_model_takes_its_options_and_refuses_the_others_by_name() {
-    use tcpechod::server::models::{MODELS, MODEL_OPTIONS};
+    use tcpechod::models::{MODELS, MODEL_OPTIONS};
     for model in &MODELS {
         for option in MODEL_OPTIONS {
             let flag = format!("--{option}");

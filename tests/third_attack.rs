@@ -17,7 +17,7 @@ use common::*;
 
 /// The models that take `--splice`, from the server's own table.
 fn splice_models() -> Vec<&'static str> {
-    tcpechod::server::models::MODELS
+    tcpechod::models::MODELS
         .iter()
         .filter(|model| model.options.contains(&"splice"))
         .map(|model| model.name)

@@ -27,7 +27,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use tcpechod::connect::reason;
+use tcpechod::support::log::reason;
 
 /// Writes `text` to standard output; if it cannot (a closed pipe), so be
 /// it: the exit status says how the measurement went.

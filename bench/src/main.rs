@@ -24,8 +24,9 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use echobench::servers::Lineup;
 use echobench::{self as bench, memory, network, rate, report, scale, stream, suite, Progress};
-use tcpechod::connect::reason;
-use tcpechod::{cli, log, port};
+use tcpechod::cli;
+use tcpechod::support::log::reason;
+use tcpechod::support::{log, port};
 
 /// Measures an echo server: connection rate, throughput, memory.
 #[derive(Parser, Debug)]

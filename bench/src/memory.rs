@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use tcpechod::connect::reason;
+use tcpechod::support::log::reason;
 
 /// What came out.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -40,7 +40,7 @@ use super::rate::latency_histogram;
 use super::servers::{Contender, Lineup, Server};
 use super::Pattern;
 use plotters::prelude::SeriesLabelPosition;
-use tcpechod::log::say;
+use tcpechod::support::log::say;
 
 /// Bytes of each echo.
 const ECHO: usize = 64;
@@ -120,6 +120,9 @@ pub struct Curve {
     pub name: String,
     /// A reference (socat): its failures are reported, not fatal.
     pub reference: bool,
+    /// A server that serves one client after another by design (see
+    /// [`Contender::one_at_a_time`]): its failures are not fatal either.
+    pub one_at_a_time: bool,
     pub points: Vec<Point>,
     /// Why no bigger N was tried, if it was not.
     pub stopped: Option<String>,
@@ -166,6 +169,7 @@ pub fn run(options: &ScaleOptions) -> Result<ScaleReport> {
         let mut curve = Curve {
             name: contender.name.clone(),
             reference: contender.reference,
+            one_at_a_time: contender.one_at_a_time(),
             points: vec![],
             stopped: None,
         };
@@ -350,11 +354,11 @@ fn page_tables_kib(pid: i32) -> Option<u64> {
 impl ScaleReport {
     /// A failure of one of ours or of the C baseline fails the benchmark
     /// only where the server was expected to take the load: every model
-    /// but iterative, which serves one client at a time by design.
+    /// but one that serves one client at a time by design (iterative).
     pub fn unexpected_failures(&self) -> Vec<String> {
         self.curves
             .iter()
-            .filter(|c| !c.reference && c.name != "iterative")
+            .filter(|c| !c.reference && !c.one_at_a_time)
             .filter_map(|c| c.stopped.as_ref().map(|why| format!("{} {why}", c.name)))
             .collect()
     }

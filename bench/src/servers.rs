@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
+use tcpechod::models::MODELS;
+use tcpechod::server::config::{Model, ServedBy};
 
 /// The servers a run measures: TCPechod in every model of its table, the
 /// C baseline built with and without `-static` where given, and socat
@@ -33,10 +35,8 @@ pub struct Lineup {
 impl Lineup {
     /// The servers, ours first.
     pub fn contenders(&self, quick: bool) -> Vec<Contender> {
-        let mut all: Vec<Contender> = tcpechod::server::models::MODELS
-            .iter()
-            .map(|m| Contender::ours(&self.server, m.name, m.name, &[]))
-            .collect();
+        let mut all: Vec<Contender> =
+            MODELS.iter().map(|model| Contender::ours(&self.server, model.name, model, &[])).collect();
         if let Some(path) = &self.c_server {
             all.push(Contender::c("C fork (cc -O2)", path));
         }
@@ -56,8 +56,9 @@ pub struct Contender {
     pub name: String,
     program: OsString,
     args: Vec<OsString>,
-    /// TCPechod's model, which takes `--max-children` (and `--workers`).
-    model: Option<String>,
+    /// TCPechod's model: who serves its clients says which of
+    /// `--max-children` and `--workers` it takes.
+    model: Option<&'static Model>,
     /// Ours and the C server print their port; socat is given one.
     announces_port: bool,
     /// A reference only (socat): its failures are reported, not fatal.
@@ -66,14 +67,14 @@ pub struct Contender {
 
 impl Contender {
     /// TCPechod (`server`) in `model`, with `extra` options, on 127.0.0.1.
-    pub fn ours(server: &Path, name: &str, model: &str, extra: &[&str]) -> Contender {
+    pub fn ours(server: &Path, name: &str, model: &'static Model, extra: &[&str]) -> Contender {
         let mut args: Vec<OsString> = vec!["-q".into(), "--bind".into(), "127.0.0.1".into()];
-        args.extend(["--mode", model].iter().chain(extra).map(OsString::from));
+        args.extend(["--mode", model.name].iter().chain(extra).map(OsString::from));
         Contender {
             name: name.into(),
             program: server.into(),
             args,
-            model: Some(model.into()),
+            model: Some(model),
             announces_port: true,
             reference: false,
         }
@@ -109,17 +110,23 @@ impl Contender {
             .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("socat").is_file()))
     }
 
+    /// Whether this server serves one client after another, by design
+    /// (TCPechod's iterative model): many clients at once are not its job.
+    pub fn one_at_a_time(&self) -> bool {
+        self.model.is_some_and(|model| model.served_by.one_at_a_time())
+    }
+
     /// The arguments for a run with `clients` clients at once, if said:
     /// TCPechod is told to take them all (`--max-children`, and as many
-    /// prefork workers); the port comes last.
+    /// workers started in advance); the port comes last.
     fn args_for(&self, clients: Option<usize>) -> Vec<OsString> {
         let mut args = self.args.clone();
-        if let (Some(model), Some(clients)) = (&self.model, clients) {
+        if let (Some(model), Some(clients)) = (self.model, clients) {
             let clients = clients.to_string();
-            if model != "iterative" {
+            if !model.served_by.one_at_a_time() {
                 args.extend(["--max-children".into(), clients.clone().into()]);
             }
-            if model == "prefork" {
+            if model.served_by == (ServedBy::Processes { in_advance: true }) {
                 args.extend(["--workers".into(), clients.into()]);
             }
         }

@@ -12,7 +12,8 @@ use super::report::{Measured, Parameters, Report};
 use super::servers::{Contender, Lineup, Server};
 use super::stream::{self, StreamOptions};
 use super::Progress;
-use tcpechod::log::say;
+use tcpechod::models;
+use tcpechod::support::log::say;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -45,9 +46,11 @@ impl SuiteOptions {
     }
 
     fn contenders(&self) -> Vec<Contender> {
-        // Every server, and the fork model once more with --splice.
+        // Every server, and the lab's own model once more with --splice.
         let mut all = self.lineup.contenders(self.quick);
-        all.insert(1, Contender::ours(&self.lineup.server, "fork --splice", "fork", &["--splice"]));
+        let lab = models::default();
+        let name = format!("{} --splice", lab.name);
+        all.insert(1, Contender::ours(&self.lineup.server, &name, lab, &["--splice"]));
         all
     }
 }

@@ -31,6 +31,7 @@
 
 // The lab's programs are called TCPechod and TCPecho, capitals included.
 #![allow(non_snake_case)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
 use std::path::PathBuf;
@@ -38,8 +39,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tcpechod::cli;
 use tcpechod::client::{self, Ended, Options};
-use tcpechod::{cli, log, port};
+use tcpechod::support::{log, port};
 
 /// Exit status when a stop signal ended the run before it connected or
 /// before all the echo came back.

@@ -18,6 +18,7 @@
 
 // The lab's programs are called TCPechod and TCPecho, capitals included.
 #![allow(non_snake_case)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,12 +26,14 @@ use std::time::Duration;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Parser};
-use tcpechod::demos::{self, LibraryHandler};
-use tcpechod::msock::{self, BindAddress, Listen};
-use tcpechod::server::models::{self, MODELS, MODEL_OPTIONS};
-use tcpechod::server::{self, Breakage, Config};
-use tcpechod::signals::SigpipeMode;
-use tcpechod::{cli, echo, log, port};
+use tcpechod::cli;
+use tcpechod::models::{self, MODELS, MODEL_OPTIONS};
+use tcpechod::server::config::{Breakage, Config};
+use tcpechod::server::echo;
+use tcpechod::server::msock::{self, BindAddress, Listen};
+use tcpechod::support::signals::SigpipeMode;
+use tcpechod::support::sigterm_experiments::{self, LibraryHandler};
+use tcpechod::support::{log, port};
 
 /// The most clients `--max-children` and `--workers` take: Linux's
 /// largest kernel.pid_max. What this machine allows is said at start.
@@ -45,7 +48,7 @@ struct Args {
     port: u16,
 
     /// How clients are served (each model takes the options that say so).
-    #[arg(long, value_name = "MODEL", default_value = MODELS[0].name, value_parser = models())]
+    #[arg(long, value_name = "MODEL", default_value = models::default().name, value_parser = models())]
     mode: String,
 
     /// Children started in advance (prefork) [default: number of CPUs].
@@ -166,24 +169,25 @@ fn run() -> ExitCode {
     log::init_parent(args.quiet);
     let experiments = (|| {
         if args.atexit {
-            demos::register_atexit()?;
+            sigterm_experiments::register_atexit()?;
         }
         if args.library_handler.is_some() {
-            demos::install_library_handler()?;
+            sigterm_experiments::install_library_handler()?;
         }
         anyhow::Ok(())
     })();
-    cli::exit_code("TCPechod", experiments.and_then(|()| server::run(&config).map(drop)))
+    let served = experiments.and_then(|()| (config.model.run)(&config).map(drop));
+    cli::exit_code("TCPechod", served)
 }
 
 /// The configuration the command line asks for, once the options given
-/// are checked against the model's (see `server::models`).
+/// are checked against the model's (see `tcpechod::models`).
 fn config(args: &Args, matches: &ArgMatches) -> Result<Config, String> {
     let model = models::model(&args.mode).ok_or_else(|| format!("no model '{}'", args.mode))?;
     let given = MODEL_OPTIONS
         .into_iter()
         .filter(|option| matches.value_source(&option.replace('-', "_")) == Some(ValueSource::CommandLine));
-    model.check_options(given)?;
+    models::check_options(model, given)?;
     let config = Config {
         listen: Listen {
             addr: args.bind.ip,

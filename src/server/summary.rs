@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::ending::Ending;
+use super::child::ExitStatus;
 use crate::notice;
 
 /// The counts printed by the last line of a graceful shutdown.
@@ -28,20 +28,21 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Counts a client whose service ended in this process (iterative,
-    /// thread and poll models: no child to reap).
-    pub fn served(&mut self, ending: &Ending) {
+    /// Counts a client whose service is over, by the exit status it ended
+    /// with: a child's, as the reaper reads it, or the one a thread or the
+    /// server's own loop would have left with ([`Ending::exit_status`](super::echo::Ending::exit_status)).
+    pub fn served(&mut self, status: ExitStatus) {
         self.reaped += 1;
-        match ending {
-            Ending::BrokenPipe { .. } => self.sigpipe += 1,
-            Ending::Cut | Ending::Unclosed { .. } => self.cut += 1,
+        match status {
+            ExitStatus::BrokenPipe => self.sigpipe += 1,
+            ExitStatus::Cut => self.cut += 1, // the server cut its client itself
             _ => {}
         }
     }
 
     /// Logs the summary (after how many log lines were dropped, if any were).
     pub fn log(&self) {
-        let dropped = crate::log::dropped();
+        let dropped = crate::support::log::dropped();
         if dropped > 0 {
             notice!("{dropped} log lines were dropped: stderr was full, stalled or closed");
         }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 /// The names of every server model, from the server's own table: a new
 /// model is tested by every test that loops over them.
 pub fn modes() -> impl Iterator<Item = &'static str> {
-    tcpechod::server::models::MODELS.iter().map(|model| model.name)
+    tcpechod::models::MODELS.iter().map(|model| model.name)
 }
 
 /// The server binary under test: the one cargo built for these tests, or,
@@ -300,7 +300,7 @@ impl Drop for Server {
     }
 }
 
-pub use tcpechod::server::Summary;
+pub use tcpechod::server::summary::Summary;
 
 /// Reads `[parent N] shutdown: accepted=A reaped=R sigpipe=S cut=C killed=K`.
 fn parse_summary(line: &str) -> Summary {

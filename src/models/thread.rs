@@ -21,17 +21,21 @@ use std::os::unix::thread::JoinHandleExt;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use nix::sys::signal::Signal;
 
-use super::acceptor::{Acceptor, Clients, Trouble};
-use super::ending::Ending;
-use super::serve::{serve, Echoer, Outcome};
-use super::summary::{Status, Summary};
-use super::{close, Config};
-use crate::signals;
-use crate::{event, log, notice};
+use crate::server::accept::{close, Acceptor, Clients};
+use crate::server::config::Config;
+use crate::server::echo::{Echoer, Ending};
+use crate::server::shutdown::{grace_over, Leftover};
+use crate::server::summary::{Status, Summary};
+use crate::support::log;
+use crate::support::signals;
+use crate::support::trouble::Trouble;
+use crate::support::wake::wake_main_loop;
+use crate::{event, notice};
 
 /// Runs the server until a stop, then returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
@@ -42,7 +46,7 @@ pub fn run(config: &Config) -> Result<Summary> {
 
     while let Some((asock, client)) = server.next_client(&mut threads) {
         match threads.start(asock, client, &config) {
-            Ok(()) => starting.over("starting a thread"),
+            Ok(()) => starting.worked("starting a thread"),
             // Out of threads (EAGAIN) or memory: this client is let go
             // (its socket is closed), and the acceptor pauses.
             Err(err) => server.back_off(
@@ -74,7 +78,7 @@ struct Client {
 struct Finished {
     id: u64,
     tid: i32,
-    outcome: Outcome,
+    ending: Ending,
 }
 
 /// Sends a thread's [`Finished`] to the acceptor when dropped, that is,
@@ -82,16 +86,16 @@ struct Finished {
 struct Report {
     id: u64,
     done: Sender<Finished>,
-    outcome: Option<Outcome>,
+    ending: Option<Ending>,
 }
 
 impl Drop for Report {
     fn drop(&mut self) {
         let failed = Ending::Failed { call: "the thread", errno: nix::errno::Errno::EIO };
-        let outcome = self.outcome.unwrap_or(Outcome { ending: failed, echoed: 0 });
+        let ending = self.ending.unwrap_or(failed);
         let tid = nix::unistd::gettid().as_raw();
-        let _ = self.done.send(Finished { id: self.id, tid, outcome });
-        signals::wake_main_loop();
+        let _ = self.done.send(Finished { id: self.id, tid, ending });
+        wake_main_loop();
     }
 }
 
@@ -131,22 +135,18 @@ impl Threads {
         let (thread_sock, thread_config, done) =
             (Arc::clone(&sock), Arc::clone(config), self.done_tx.clone());
         // A small stack: an echo needs little, and mapping the 2 MiB default
-        // for every client costs connection rate (about 12 %, measured).
+        // for every client costs connection rate (bench/DEFAULTS.md).
         let handle =
             thread::Builder::new().name(format!("client-{id}")).stack_size(128 * 1024).spawn(move || {
                 log::become_thread();
                 // Reports to the acceptor when the thread ends, even by a panic:
                 // otherwise it would wait for this thread for ever.
-                let mut report = Report { id, done, outcome: None };
+                let mut report = Report { id, done, ending: None };
                 event!("serving {addr}");
-                // The thread keeps to the grace period itself: nobody can kill
-                // a thread as a parent kills a child.
-                let grace = thread_config.grace;
-                let outcome =
-                    serve(&thread_sock, addr, &thread_config, &mut Echoer::new(&thread_config), grace);
+                let ending = Echoer::for_thread(&thread_config).serve(&thread_sock, addr);
                 // Our FIN goes out now; the descriptor closes when joined.
                 let _ = thread_sock.shutdown(Shutdown::Both);
-                report.outcome = Some(outcome);
+                report.ending = Some(ending);
             })?;
         event!("accepted {addr} on fd {}, started a thread for it", sock.as_raw_fd());
         self.live.insert(id, Client { handle, sock, addr, finished: None });
@@ -161,18 +161,13 @@ impl Threads {
         if client.handle.join().is_err() {
             notice!("thread {} (client {}) panicked", done.tid, client.addr);
         }
-        let ending = match self.cut.contains(&done.id) {
-            true => Ending::Cut,
-            false => done.outcome.ending,
+        let status = match self.cut.contains(&done.id) {
+            true => Ending::Cut.exit_status(),
+            false => done.ending.exit_status(),
         };
-        event!(
-            "joined thread {} (client {}): {}",
-            done.tid,
-            client.addr,
-            Ending::meaning(ending.exit_status())
-        );
+        event!("joined thread {} (client {}): {status}", done.tid, client.addr);
         close("asock", client.sock);
-        self.summary.served(&ending);
+        self.summary.served(status);
     }
 
     /// The shutdown: stop reading everywhere, wait up to the grace period,
@@ -187,7 +182,7 @@ impl Threads {
         for client in self.live.values() {
             if config.terminate_handler {
                 let left = deadline.saturating_duration_since(Instant::now());
-                signals::stop_thread(&*client.sock, client.handle.as_pthread_t(), left);
+                stop_thread(&client.sock, client.handle.as_pthread_t(), left);
             } else {
                 // No handler for the signal that would wake the thread: cut.
                 let _ = client.sock.shutdown(Shutdown::Both);
@@ -201,12 +196,7 @@ impl Threads {
             }
         }
         if !self.live.is_empty() {
-            let left = self.live.len();
-            notice!(
-                "grace period of {} s over: cutting {left} {}",
-                config.grace.as_secs_f64(),
-                if left == 1 { "connection" } else { "connections" }
-            );
+            grace_over(config.grace, self.live.len(), Leftover::Connections);
             for (&id, client) in &self.live {
                 let _ = client.sock.shutdown(Shutdown::Both);
                 self.cut.push(id);
@@ -243,4 +233,16 @@ impl Clients for Threads {
         let unjoined = self.live.values().filter(|c| c.finished.is_some()).count();
         Status { serving: self.live.len() - unjoined, zombies: unjoined, counts: self.summary }
     }
+}
+
+/// Stops a thread's reading of the socket it serves, from the acceptor:
+/// the timeouts that the stop handler puts on a process's own socket (see
+/// `signals::on_terminate`; the send timeout of what is left of the grace
+/// period), then SIGTERM to that thread, so that a `read`, a `write` or a
+/// pause it is blocked in starts again and sees them. Setting the
+/// timeouts first leaves no gap for the thread to slip into a blocking
+/// call unseen.
+fn stop_thread(sock: &TcpStream, thread: libc::pthread_t, send_timeout: Duration) {
+    signals::put_stop_timeouts(sock.as_raw_fd(), signals::timeout_ms(send_timeout));
+    let _ = nix::sys::pthread::pthread_kill(thread, Signal::SIGTERM);
 }

@@ -14,7 +14,7 @@
 //! they are the same bytes. Keeping a copy of every byte not yet echoed
 //! would take memory without bound (a server may read and never echo), so
 //! each thread feeds its stream to a hash as it goes (FNV-1a, eight 64-bit
-//! hashes side by side, see `Fnv1a` below), and when all of the echo is back
+//! hashes side by side, see [`hash`]), and when all of the echo is back
 //! the two must be equal. One changed byte always changes the hash;
 //! several changes could cancel out only by a rare coincidence (it is a
 //! checksum against mistakes, not against a server that means to fool
@@ -37,6 +37,9 @@
 //! connection is made (during `--retry`) ends the run too: nothing was
 //! sent, and the exit status says the run was cut short.
 
+pub mod connect;
+pub mod hash;
+
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -50,13 +53,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SaFlags, SigHandler, Signal};
 use nix::sys::socket::{send, MsgFlags};
 
-use crate::connect::{self, reason};
-use crate::log::say;
+use self::hash::Fnv1a;
 use crate::notice;
-use crate::server::acceptor::timeout_for;
-use crate::signals::{self, WakePipe};
+use crate::support::log::{reason, say};
+use crate::support::signals;
+use crate::support::wake::{timeout_for, wake_main_loop, WakePipe};
 
 /// Bytes moved per read of the input or of the socket.
 const CHUNK: usize = 64 * 1024;
@@ -98,7 +102,7 @@ pub enum Ended {
 pub fn run(opts: &Options) -> Result<Ended> {
     let input = Input::open(opts.input.as_deref())?;
     let wake = WakePipe::new()?;
-    signals::install_client_handlers()?;
+    install_stop_handlers()?;
     let Some(sock) = connect(opts, &wake)? else {
         notice!("stopped before the connection was made: nothing was sent");
         return Ok(Ended::Stopped { complete: false });
@@ -479,62 +483,6 @@ struct Transfer {
     reader_end: Option<ReaderEnd>,
 }
 
-/// The hash of a stream, fed piece by piece: eight 64-bit FNV-1a hashes
-/// side by side, byte number `i` of the stream going into hash `i % 8`.
-/// Each is plain FNV-1a, a byte per step, `hash = (hash ^ byte) * prime`;
-/// eight of them let the processor do the multiplications of eight bytes
-/// together instead of one after the other, so hashing keeps up with the
-/// transfer. Where a byte goes depends on its place in the stream, not on
-/// how the stream was cut, so the chunks sent and the chunks received (cut
-/// elsewhere by TCP) compare. A step can be undone for a known byte, so
-/// two streams of the same length that differ in one byte always hash
-/// differently.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Fnv1a {
-    lanes: [u64; 8],
-    /// Bytes hashed so far.
-    len: u64,
-}
-
-impl Fnv1a {
-    /// The hash of nothing (FNV's offset basis, in every lane).
-    const START: Fnv1a = Fnv1a { lanes: [0xcbf2_9ce4_8422_2325; 8], len: 0 };
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-
-    /// Feeds `bytes`, the next piece of the stream.
-    fn add(&mut self, mut bytes: &[u8]) {
-        // A byte at a time up to a place that is a multiple of 8...
-        while !self.len.is_multiple_of(8) {
-            let Some((&byte, rest)) = bytes.split_first() else { return };
-            self.step(byte);
-            bytes = rest;
-        }
-        // ...then eight at a time, one into each lane.
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            for (lane, &byte) in self.lanes.iter_mut().zip(word) {
-                *lane = (*lane ^ u64::from(byte)).wrapping_mul(Fnv1a::PRIME);
-            }
-        }
-        self.len += (bytes.len() - words.remainder().len()) as u64;
-        for &byte in words.remainder() {
-            self.step(byte);
-        }
-    }
-
-    fn step(&mut self, byte: u8) {
-        let lane = &mut self.lanes[(self.len % 8) as usize];
-        *lane = (*lane ^ u64::from(byte)).wrapping_mul(Fnv1a::PRIME);
-        self.len += 1;
-    }
-}
-
-impl Default for Fnv1a {
-    fn default() -> Fnv1a {
-        Fnv1a::START
-    }
-}
-
 /// The error of an echo as long as the input but different from it.
 fn changed_echo(sent: u64, received: u64) -> anyhow::Error {
     anyhow::anyhow!(
@@ -561,7 +509,7 @@ impl Progress {
     /// Changes the counts, and wakes the main thread to look at them.
     fn update(&self, change: impl FnOnce(&mut Transfer)) {
         change(&mut self.lock());
-        signals::wake_main_loop();
+        wake_main_loop();
     }
 }
 
@@ -635,39 +583,29 @@ fn spawn_reader(mut sock: TcpStream, progress: Arc<Progress>) -> Result<JoinHand
     thread::Builder::new().name("reader".into()).spawn(reader).context("start the reader thread")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hash_in_pieces(stream: &[u8], piece: usize) -> Fnv1a {
-        let mut hash = Fnv1a::START;
-        for part in stream.chunks(piece) {
-            hash.add(part);
-        }
-        hash
-    }
-
-    #[test]
-    fn the_hash_does_not_depend_on_how_the_stream_was_cut() {
-        let stream: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let whole = hash_in_pieces(&stream, stream.len());
-        for piece in [1, 3, 7, 8, 13, 4096] {
-            assert!(hash_in_pieces(&stream, piece) == whole, "pieces of {piece}");
+/// TCPecho's SIGTERM/SIGINT handler. The first signal asks for a
+/// graceful end: it is noted, and the main thread, asleep in poll(2) on
+/// the wake pipe, is woken. A second one ends the client at once, as the
+/// signal's default action would, after one line on stderr (write(2) and
+/// _exit(2) are async-signal-safe; nothing else is called).
+extern "C" fn on_stop(sig: libc::c_int) {
+    let saved_errno = Errno::last_raw();
+    if !signals::note_stop(sig) {
+        let line = b"TCPecho: a second stop signal: ending at once\n";
+        // SAFETY: write and _exit are async-signal-safe; `line` is a valid
+        // buffer of the length given.
+        unsafe {
+            libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
+            libc::_exit(128 + sig);
         }
     }
+    wake_main_loop();
+    Errno::set_raw(saved_errno);
+}
 
-    #[test]
-    fn one_changed_byte_changes_the_hash() {
-        let stream = vec![b'a'; 100];
-        let whole = hash_in_pieces(&stream, 100);
-        for at in 0..stream.len() {
-            let mut changed = stream.clone();
-            changed[at] = b'A';
-            assert!(hash_in_pieces(&changed, 9) != whole, "byte {at}");
-        }
-        // The one-byte FNV-1a of a known test vector, in lane 0.
-        let mut one = Fnv1a::START;
-        one.add(b"a");
-        assert_eq!(one.lanes[0], 0xaf63_dc4c_8601_ec8c);
-    }
+/// Installs TCPecho's SIGTERM and SIGINT handler (see `on_stop`).
+fn install_stop_handlers() -> Result<()> {
+    let handler = SigHandler::Handler(on_stop);
+    signals::install(Signal::SIGTERM, handler, SaFlags::SA_RESTART)?;
+    signals::install(Signal::SIGINT, handler, SaFlags::SA_RESTART).map(drop)
 }

@@ -1,5 +1,5 @@
-//! Two experiments of the talk on SIGTERM (seed 004), runnable, and kept
-//! out of the server's own code: only the options `--atexit` and
+//! Two experiments of the talk on SIGTERM that goes with the lab, runnable,
+//! and kept out of the server's own code: only the options `--atexit` and
 //! `--library-handler` reach them.
 //!
 //! - `--atexit`: an exit handler, registered with atexit(3), that logs one
@@ -30,7 +30,7 @@ use anyhow::Result;
 use nix::sys::signal::{SaFlags, SigHandler, Signal};
 
 use crate::notice;
-use crate::signals;
+use crate::support::signals;
 
 /// What `--library-handler` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

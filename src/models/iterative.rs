@@ -7,11 +7,11 @@ use std::os::fd::AsRawFd;
 
 use anyhow::Result;
 
-use super::acceptor::{Acceptor, Clients};
-use super::serve::{serve_alone, Echoer};
-use super::summary::Status;
-use super::{close, Config, Summary};
-use crate::{event, signals};
+use crate::event;
+use crate::server::accept::{close, Acceptor, Clients};
+use crate::server::config::Config;
+use crate::server::echo::Echoer;
+use crate::server::summary::{Status, Summary};
 
 /// What the iterative server keeps track of: only its counts (between two
 /// clients, it serves nobody).
@@ -33,19 +33,19 @@ impl Clients for Served {
 
 /// Runs the server until a stop, then returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
-    let mut echoer = Echoer::new(config);
+    // Nobody kills this process when the grace period ends: it keeps to
+    // the whole of it itself (a stop puts a send timeout of that long on
+    // the client being served, so that one that does not read its echo
+    // cannot hold the server longer).
+    let mut echoer = Echoer::for_process(config, config.grace);
     let mut server = Acceptor::listen(config)?;
-    // Nobody kills this process when the grace period ends: SIGTERM puts a
-    // send timeout on the client being served, so that a client that does
-    // not read its echo cannot hold the server longer than that.
-    signals::time_out_sends_on_terminate(config.grace);
     let mut served = Served(Summary::default());
 
     while let Some((asock, client)) = server.next_client(&mut served) {
         event!("accepted {client} on fd {}: serving it, and nobody else until it is done", asock.as_raw_fd());
-        let outcome = serve_alone(&asock, client, config, &mut echoer, config.grace);
+        let ending = echoer.serve(&asock, client);
         close("asock", asock);
-        served.0.served(&outcome.ending);
+        served.0.served(ending.exit_status());
     }
     server.close_msock();
     server.finish(served.0)

@@ -1,29 +1,38 @@
-//! The accepting side of a server, written once for every model: the
-//! master socket and the wake pipe, the first line of the log, the wait
-//! for the next client (with the limit, the status line and the stop
-//! signals looked at on the way), what to do when accept fails, and the
+//! Accepting, written once for every model: the master socket and the
+//! wake pipe, the first lines of the log, the wait for the next client
+//! (with the limit, the status line and the stop signals looked at on the
+//! way), what to do when accept fails, the closing of the sockets, and the
 //! last line of the log.
 //!
-//! Why the server waits in poll(2) rather than in accept(2): a SIGTERM that
-//! came after the loop checked its flag, and before accept started to
-//! block, would not be noticed until the next client. Every handler writes
-//! a byte into the wake pipe, and poll watches msock and the pipe together
-//! (the "self-pipe trick"), so no signal is missed.
+//! Where EINTR went. In C, a signal handler interrupts a blocked
+//! `accept(2)`, which fails with EINTR, and the loop's `if (errno ==
+//! EINTR) continue;` looks at what the handler left. Rust's
+//! `TcpListener::accept` retries EINTR itself, so here a handler can never
+//! break a blocked accept. And a flag checked before a blocking call has a
+//! race anyway: a SIGTERM that comes after the check, and before the call
+//! starts to block, is not noticed until the next client. So the loop
+//! waits in poll(2), on msock *and* on the wake pipe
+//! ([`crate::support::wake`]), into which every handler writes a byte: a
+//! handler always cuts the wait short, even one that ran just before poll
+//! started. Only then does it call accept, which finds a client waiting.
 
 use std::fmt::Display;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
 
+use super::config::{Config, ServedBy};
+use super::msock;
 use super::summary::{Status, Summary};
-use super::{capacity, close, Config};
-use crate::msock;
-use crate::signals::{self, WakePipe};
-use crate::{child, demos, event, notice, reaper};
+use crate::support::trouble::{Trouble, BACK_OFF};
+use crate::support::wake::{timeout_for, WakePipe};
+use crate::support::{limits, signals, sigterm_experiments};
+use crate::{event, notice};
 
 /// What the acceptor asks of whoever keeps track of the clients being
 /// served: the children of the fork and prefork models, the threads of
@@ -58,25 +67,23 @@ impl Acceptor {
     /// the signal handlers, then the first log line, which says the server
     /// is ready (the tests and the benchmark wait for it).
     pub fn listen(config: &Config) -> Result<Acceptor> {
-        let raised = capacity::raise_descriptor_limit();
+        let raised = limits::raise_descriptor_limit();
         let msock = msock::passive_tcp(&config.listen)?;
         let wake = WakePipe::new()?;
-        if config.model.forks && config.reaper {
-            reaper::install()?;
-        }
         if config.terminate_handler {
             let replaced = signals::install_terminate_handlers()?;
-            demos::after_server_handlers(replaced, config.library_handler)?;
+            sigterm_experiments::after_server_handlers(replaced, config.library_handler)?;
         }
         signals::install_status_handler()?;
-        if !config.model.forks {
+        if !config.model.served_by.processes() {
             // One process serves every client: SIGPIPE applies to it.
             signals::apply_sigpipe_mode(config.sigpipe)?;
         }
-        ensure_a_descriptor_is_left(&msock)?;
-        let capped = capacity::cap_notice(config);
+        limits::ensure_a_descriptor_is_left(&msock)?;
+        let capped = config.beyond_this_machine();
         notice!("listening on {}", msock.local_addr()?);
-        if config.model.name != "fork" {
+        // The lab's own way, a child for each client, goes without saying.
+        if config.model.served_by != (ServedBy::Processes { in_advance: false }) {
             event!("mode {}", config.model.name);
         }
         if let Some((old, new)) = raised {
@@ -107,25 +114,24 @@ impl Acceptor {
         &self.wake
     }
 
-    /// Waits for the next client and accepts it, looking on the way at what
-    /// the signal handlers left: finished clients, SIGUSR1, the stop. None
-    /// when the server must stop (a stop signal, or an error, kept for
-    /// [`Acceptor::finish`]).
+    /// Waits for the next client and accepts it. None when the server must
+    /// stop (a stop signal, or an error, kept for [`Acceptor::finish`]).
     ///
-    /// A client already waiting is accepted at once; only when nobody
-    /// waits does the loop sleep in poll(2), so a busy server makes no
-    /// needless call.
+    /// On the way it looks at what the signal handlers left (see
+    /// [`Acceptor::look_at_signals`]): the clients that finished (which is
+    /// why it needs them: a finished one frees a place under
+    /// `--max-children`), SIGUSR1, the stop. A client already waiting is
+    /// accepted at once; only when nobody waits does the loop sleep in
+    /// poll(2), so a busy server makes no needless call.
     pub fn next_client(&mut self, clients: &mut impl Clients) -> Option<(TcpStream, SocketAddr)> {
         loop {
-            if let Err(err) = clients.collect() {
-                return self.fail(err);
-            }
-            if let Some(sig) = signals::terminate_requested() {
-                event!("{sig} received: no more connections");
-                return None;
-            }
-            if signals::status_requested() {
-                notice!("{}", self.counted(clients.status()));
+            match self.look_at_signals(clients) {
+                Ok(None) => {}
+                Ok(Some(sig)) => {
+                    event!("{sig} received: no more connections");
+                    return None;
+                }
+                Err(err) => return self.fail(err),
             }
             let slept = match self.try_accept(clients.serving()) {
                 Ok(Some(client)) => return Some(client),
@@ -141,6 +147,21 @@ impl Acceptor {
         }
     }
 
+    /// What the signal handlers left since the last look: the clients that
+    /// finished are collected (SIGCHLD's reaped children, or the threads
+    /// that said so), a status line is logged if SIGUSR1 asked for one, and
+    /// the stop signal is returned, if one came.
+    pub fn look_at_signals(&self, clients: &mut impl Clients) -> Result<Option<Signal>> {
+        clients.collect()?;
+        if let Some(sig) = signals::terminate_requested() {
+            return Ok(Some(sig));
+        }
+        if signals::status_requested() {
+            notice!("{}", self.counted(clients.status()));
+        }
+        Ok(None)
+    }
+
     /// Accepts one client if one waits and the limit and resources allow
     /// (msock is non-blocking): for the poll server, which sleeps in its
     /// own poll.
@@ -151,7 +172,7 @@ impl Acceptor {
         let Some(msock) = &self.msock else { return Ok(None) };
         match accept(msock) {
             Accepted::Client(sock, addr) => {
-                self.accepting.over("accept");
+                self.accepting.worked("accept");
                 self.accepted += 1;
                 Ok(Some((sock, addr)))
             }
@@ -188,7 +209,9 @@ impl Acceptor {
         ];
         let watched = if listening.is_some() { 2 } else { 1 };
         match poll(&mut fds[..watched], timeout) {
-            Ok(_) | Err(Errno::EINTR) => {} // EINTR: a handler ran; the caller looks at what it left
+            // EINTR: a handler ran (poll is never restarted after one, even
+            // with SA_RESTART); the caller looks at what it left.
+            Ok(_) | Err(Errno::EINTR) => {}
             Err(errno) => return Err(errno).context("poll"),
         }
         if fds[0].revents().is_some_and(|events| !events.is_empty()) {
@@ -220,13 +243,12 @@ impl Acceptor {
         }
     }
 
-    /// The child's side of a fork: this process is a child now (its own
-    /// log tag, its signals), without the parent's wake pipe. Returns
-    /// msock, which the child must close (or, broken on purpose, keep).
-    pub fn into_child(mut self, config: &Config) -> TcpListener {
+    /// What a freshly forked child takes from the acceptor: msock, which it
+    /// must close (or, broken on purpose, keep), and the wake pipe, which
+    /// it closes (see [`super::child`]).
+    pub fn into_child(mut self) -> (TcpListener, WakePipe) {
         let msock = self.msock.take().expect("msock is open while the server accepts");
-        child::become_child(self.wake, config.sigpipe);
-        msock
+        (msock, self.wake)
     }
 
     /// A status line, with the connections accepted here added in.
@@ -257,34 +279,12 @@ impl Acceptor {
     }
 }
 
-/// Refuses to start a server that could never accept a client: one whose
-/// descriptor limit (`ulimit -n`, `prlimit --nofile`) is used up by what it
-/// opened to start (stdin, stdout, stderr, msock, the wake pipe). It would
-/// say "listening" and then fail every accept with EMFILE, for ever.
-fn ensure_a_descriptor_is_left(msock: &TcpListener) -> Result<()> {
-    match msock.try_clone() {
-        Ok(probe) => {
-            drop(probe);
-            Ok(())
-        }
-        Err(err) if err.raw_os_error() == Some(libc::EMFILE) => {
-            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-                .map_or("?".to_string(), |(soft, _)| soft.to_string());
-            anyhow::bail!(
-                "cannot serve: every descriptor the limit allows (ulimit -n: {limit}) is in use before the \
-                 first client; raise the limit"
-            )
-        }
-        Err(err) => Err(anyhow::Error::new(err).context("dup msock")),
-    }
-}
-
 /// What accept found.
 pub enum Accepted {
     /// A client, with its address.
     Client(TcpStream, SocketAddr),
     /// Nobody waiting, or a client that gave up before we got to it
-    /// (ECONNABORTED), or a signal (EINTR): try again later.
+    /// (ECONNABORTED): try again later.
     Nobody,
     /// Out of descriptors or memory: the client waits in the queue.
     OutOfResources(std::io::Error),
@@ -294,12 +294,13 @@ pub enum Accepted {
 
 /// Takes the next connection from msock's queue, and sorts its errors
 /// into those to try again after, those to pause after, and the others
-/// (Stevens' `Accept` wrapper does the same).
+/// (Stevens' `Accept` wrapper does the same). No EINTR among them: std's
+/// accept makes the call again itself.
 pub fn accept(msock: &TcpListener) -> Accepted {
     match msock.accept() {
         Ok((sock, addr)) => Accepted::Client(sock, addr),
         Err(err) => match err.raw_os_error().map(Errno::from_raw) {
-            Some(Errno::EAGAIN | Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => Accepted::Nobody,
+            Some(Errno::EAGAIN | Errno::ECONNABORTED | Errno::EPROTO) => Accepted::Nobody,
             Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
                 Accepted::OutOfResources(err)
             }
@@ -324,7 +325,7 @@ pub struct Limit {
 impl Limit {
     fn new(config: &Config) -> Limit {
         // A child counts until it is reaped, a thread until it is joined.
-        let never_freed = if config.model.forks && !config.reaper {
+        let never_freed = if config.model.served_by.processes() && !config.reaper {
             Some(
                 "without the reaper (--no-reaper) a child that finishes stays a zombie and still counts, \
                  and nothing reaps it before the server stops",
@@ -362,64 +363,21 @@ impl Limit {
     }
 }
 
-/// How long to pause after running out of descriptors, memory or
-/// processes, before trying again.
-pub const BACK_OFF: Duration = Duration::from_millis(100);
-
-/// How often a failure that goes on is summed up in the log.
-const TROUBLE_REPORT: Duration = Duration::from_secs(10);
-
-/// A failure for lack of resources that may repeat ten times a second
-/// while it lasts (accept with no descriptor left, fork with no process
-/// left): the first one is logged, the next ones are counted and summed
-/// up at most every 10 s, and the end of the trouble is logged with the
-/// count. The log says what happens without drowning in it.
-#[derive(Debug, Default)]
-pub struct Trouble {
-    since: Option<Instant>,
-    reported: Option<Instant>,
-    count: u64,
+/// Closes a socket (by dropping its owner) and logs which descriptor it was.
+pub fn close(name: &str, sock: impl AsRawFd) {
+    let fd = sock.as_raw_fd();
+    drop(sock);
+    event!("closed {name} (fd {fd})");
 }
 
-impl Trouble {
-    /// Notes one more failure, described by `what` ("accept: Too many open files").
-    pub fn failed(&mut self, what: &str) {
-        let now = Instant::now();
-        self.count += 1;
-        match (self.since, self.reported) {
-            (None, _) => {
-                self.since = Some(now);
-                self.reported = Some(now);
-                notice!(
-                    "{what}; pausing {} ms before each new try (repeats are counted, not logged)",
-                    BACK_OFF.as_millis()
-                );
-            }
-            (Some(since), Some(reported)) if now - reported >= TROUBLE_REPORT => {
-                self.reported = Some(now);
-                notice!("{what}: still failing, {} times in {} s", self.count, (now - since).as_secs());
-            }
-            _ => {}
-        }
+/// Closes a socket, unless a toggle that breaks the server on purpose
+/// says to keep it: then its descriptor is kept open for ever, and the log
+/// says so (even under `-q`, the descriptor is kept).
+pub fn close_unless(leak: bool, name: &str, sock: impl AsRawFd + IntoRawFd) {
+    if leak {
+        let fd = sock.into_raw_fd();
+        event!("NOT closing {name} (fd {fd}): --leak-{name}");
+    } else {
+        close(name, sock);
     }
-
-    /// Notes that `what` ("accept") worked: logs the end of a trouble, if any.
-    pub fn over(&mut self, what: &str) {
-        if let Some(since) = self.since.take() {
-            notice!(
-                "{what} works again, after {} failures in {:.1} s",
-                self.count,
-                since.elapsed().as_secs_f64()
-            );
-            self.count = 0;
-            self.reported = None;
-        }
-    }
-}
-
-/// A poll(2) timeout for what is left of `duration`, rounded up so that a
-/// wait never ends a little early and spins.
-pub fn timeout_for(duration: Duration) -> PollTimeout {
-    let millis = duration.as_nanos().div_ceil(1_000_000);
-    PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
 }

@@ -19,8 +19,8 @@
 //! - a write to a pipe whose reader is gone (`TCPechod 2>&1 | head`) fails
 //!   quietly, even in a child that lets SIGPIPE kill it for the lab's sake;
 //! - the lines dropped are counted for all processes together, in the page
-//!   of memory the children share with the parent ([`crate::shared`]), and
-//!   the shutdown says how many.
+//!   of memory the children share with the parent
+//!   ([`crate::support::shared_counters`]), and the shutdown says how many.
 //!
 //! Nothing here may run inside a signal handler: it allocates. Handlers leave
 //! their news in atomics and the main loop logs it.
@@ -33,10 +33,12 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::socket::{send, MsgFlags};
 
-use crate::shared::{self, Counters};
-use crate::signals;
+use crate::support::shared_counters::{self, Counters};
+use crate::support::signals;
 
 static IS_CHILD: AtomicBool = AtomicBool::new(false);
 static IS_CLIENT: AtomicBool = AtomicBool::new(false);
@@ -62,7 +64,7 @@ pub fn init_parent(quiet: bool) {
     IS_CHILD.store(false, Ordering::Relaxed);
     PID.store(std::process::id() as i32, Ordering::Relaxed);
     prepare_stderr();
-    shared::map();
+    shared_counters::map();
 }
 
 /// Looks at what stderr is. A pipe (or FIFO) or a terminal is opened again
@@ -104,7 +106,7 @@ fn prepare_stderr() {
 /// Log lines dropped so far, by this process and all its children,
 /// because stderr was full, stalled or closed.
 pub fn dropped() -> u64 {
-    Counters::get(&shared::counters().dropped_log_lines)
+    Counters::get(&shared_counters::counters().dropped_log_lines)
 }
 
 /// Starts the log of TCPecho: its lines say `[client PID]`.
@@ -163,7 +165,7 @@ pub fn line(always: bool, args: fmt::Arguments) {
         text.push_str("...\n");
     }
     if !write_stderr(text.as_bytes()) {
-        Counters::add(&shared::counters().dropped_log_lines);
+        Counters::add(&shared_counters::counters().dropped_log_lines);
     }
 }
 
@@ -174,10 +176,40 @@ fn write_stderr(line: &[u8]) -> bool {
     let fd: BorrowedFd<'_> = stderr.as_fd();
     let written = match SINK.load(Ordering::Relaxed) {
         SOCKET => send(fd.as_raw_fd(), line, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
-        PIPE if !signals::sigpipe_ignored() => signals::write_without_sigpipe(fd, line),
+        PIPE if !signals::sigpipe_ignored() => write_without_sigpipe(fd, line),
         _ => nix::unistd::write(fd, line),
     };
     written == Ok(line.len())
+}
+
+/// write(2) for a write that must fail quietly (a log line to a pipe
+/// whose reader has gone) in a process where SIGPIPE would kill, or would
+/// be counted as a client's fault: SIGPIPE is blocked during the call, and
+/// the one the kernel raises with EPIPE is taken before it is unblocked.
+fn write_without_sigpipe(fd: BorrowedFd<'_>, data: &[u8]) -> Result<usize, Errno> {
+    let pipe = SigSet::from(Signal::SIGPIPE);
+    let old = pipe.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+    let result = nix::unistd::write(fd, data);
+    if result == Err(Errno::EPIPE) {
+        // A write to a pipe without readers always raises SIGPIPE with
+        // EPIPE (pipe(7)), so one is pending here and sigwait returns at once.
+        let _ = pipe.wait();
+    }
+    let _ = old.thread_set_mask();
+    result
+}
+
+/// The human part of an I/O error, for a message: "Connection refused",
+/// not "Connection refused (os error 111)".
+pub fn reason(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => Errno::from_raw(code).desc().to_string(),
+        None => {
+            let text = err.to_string();
+            let text = text.strip_prefix("failed to lookup address information: ").unwrap_or(&text);
+            text.to_string()
+        }
+    }
 }
 
 /// Writes a message of a program (not a server log line) to stderr. If it
@@ -193,8 +225,8 @@ macro_rules! event {
     ($($arg:tt)*) => {
         // Checked here, not in `line`: with -q a child must not even run the
         // logging code (every page of code it runs is mapped anew after fork).
-        if !$crate::log::quiet() {
-            $crate::log::line(false, format_args!($($arg)*))
+        if !$crate::support::log::quiet() {
+            $crate::support::log::line(false, format_args!($($arg)*))
         }
     };
 }
@@ -202,5 +234,5 @@ macro_rules! event {
 /// Logs a line that `-q` keeps: the first line, errors and the summary.
 #[macro_export]
 macro_rules! notice {
-    ($($arg:tt)*) => { $crate::log::line(true, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::support::log::line(true, format_args!($($arg)*)) };
 }

@@ -20,11 +20,13 @@ use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::acceptor::{timeout_for, Acceptor};
-use super::ending::Ending;
-use super::summary::{Status, Summary};
-use super::{close, Config};
-use crate::signals::{self, SigpipeMode};
+use crate::server::accept::{close, Acceptor};
+use crate::server::config::Config;
+use crate::server::echo::Ending;
+use crate::server::shutdown::{grace_over, Leftover};
+use crate::server::summary::{Status, Summary};
+use crate::support::signals;
+use crate::support::wake::timeout_for;
 use crate::{event, notice};
 
 /// A client whose echo waiting to be written reaches this many buffers is
@@ -71,7 +73,7 @@ struct Client {
     client_closed: bool,
     /// After a stop: our FIN went out behind the last byte of echo, and
     /// what the client still sends is thrown away until its FIN (the
-    /// lingering close of `echo::linger`). Bytes thrown away so far.
+    /// lingering close of `server::echo::linger`). Bytes thrown away so far.
     lingering: Option<u64>,
     /// When a byte last moved either way (for `--idle-timeout`).
     last_progress: Instant,
@@ -359,14 +361,8 @@ impl PollServer {
 
     /// Closes a client's connection after a read or write failed with `err`.
     fn finish_after(&mut self, fd: i32, err: &std::io::Error) {
-        let ending = match err.raw_os_error().map_or(Errno::EIO, Errno::from_raw) {
-            Errno::EPIPE => Ending::BrokenPipe {
-                count: (self.config.sigpipe == SigpipeMode::Count).then(signals::sigpipe_count),
-            },
-            Errno::ECONNRESET => Ending::Reset,
-            errno => Ending::Failed { call: "read or write", errno },
-        };
-        self.finish(fd, ending);
+        let errno = err.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+        self.finish(fd, Ending::after_failed("read or write", errno, &self.config));
     }
 
     /// Closes a client's connection, logs and counts how it ended.
@@ -376,7 +372,7 @@ impl PollServer {
         };
         ending.log(Some(client.addr), client.written);
         close("asock", client.sock);
-        self.summary.served(&ending);
+        self.summary.served(ending.exit_status());
     }
 
     /// The grace period is over: close what is left.
@@ -384,12 +380,7 @@ impl PollServer {
         if self.clients.is_empty() {
             return;
         }
-        let left = self.clients.len();
-        notice!(
-            "grace period of {} s over: cutting {left} {}",
-            self.config.grace.as_secs_f64(),
-            if left == 1 { "connection" } else { "connections" }
-        );
+        grace_over(self.config.grace, self.clients.len(), Leftover::Connections);
         let fds: Vec<i32> = self.clients.keys().copied().collect();
         for fd in fds {
             self.finish(fd, Ending::Cut);

@@ -39,7 +39,7 @@ pub struct Listen {
 ///
 /// The socket is non-blocking: the accept loop tries accept, and when
 /// nobody is waiting (EAGAIN) it sleeps in poll(2) on msock and on the wake
-/// pipe, so that a signal always wakes it (see `next_client`). Sockets
+/// pipe, so that a signal always wakes it (see [`super::accept`]). Sockets
 /// returned by accept(2) do not inherit O_NONBLOCK on Linux, so children
 /// read and write in ordinary blocking mode. (The prefork model makes msock
 /// blocking again: its workers sleep in accept itself.)

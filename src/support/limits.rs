@@ -1,5 +1,7 @@
-//! How many clients this machine lets a server hold at once, and what to
-//! say when that is fewer than `--max-children` asks for.
+//! How many clients this machine lets a server hold at once: what is left
+//! under each of its limits. (Which of them bind a model, and what to say
+//! when they leave room for fewer clients than `--max-children` asks for,
+//! the server's configuration decides: `Config::beyond_this_machine`.)
 //!
 //! A client costs the server a descriptor in the process that serves it
 //! (all of them in one process, in the thread and poll models), and a
@@ -11,10 +13,10 @@
 //! threads-max) and, for users other than root, by `ulimit -u`.
 
 use std::fs;
+use std::net::TcpListener;
 
+use anyhow::Result;
 use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
-
-use super::Config;
 
 /// Raises the soft descriptor limit to the hard one. Returns the old and
 /// the new soft limit if it changed.
@@ -27,38 +29,8 @@ pub fn raise_descriptor_limit() -> Option<(u64, u64)> {
     Some((soft, hard))
 }
 
-/// What to say, in one line, when this machine's limits leave room for
-/// fewer clients at once than `--max-children` asks for (or than the
-/// prefork workers need). The server still starts: the clients beyond the
-/// room wait in the queue of msock, or fail. Called before the server says
-/// it listens, so that the files it reads are closed by then.
-pub fn cap_notice(config: &Config) -> Option<String> {
-    let (wanted, asked) = match config.model.name {
-        "iterative" => return None, // one client at a time, by design
-        "prefork" => {
-            let workers = config.prefork_workers();
-            match config.workers {
-                Some(_) => (workers, format!("--workers {workers}")),
-                None => (workers, format!("{workers} workers (one per CPU)")),
-            }
-        }
-        _ => (config.max_children, format!("--max-children {}", config.max_children)),
-    };
-    let limits = [
-        (!config.model.forks).then(descriptor_room).flatten(),
-        (config.model.forks || config.model.name == "thread").then(task_room).flatten(),
-        (config.model.forks || config.model.name == "thread").then(user_process_room).flatten(),
-    ];
-    let (room, why) = limits.into_iter().flatten().min_by_key(|(room, _)| *room)?;
-    (room < wanted).then(|| {
-        format!(
-            "{asked} is more than this machine allows: {why} leaves room for about {room} clients at once"
-        )
-    })
-}
-
 /// Descriptors left under the soft limit, one per client.
-fn descriptor_room() -> Option<(usize, String)> {
+pub fn descriptor_room() -> Option<(usize, String)> {
     let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
     let open = fs::read_dir("/proc/self/fd").ok()?.count();
     let room = usize::try_from(soft).unwrap_or(usize::MAX).saturating_sub(open);
@@ -68,7 +40,7 @@ fn descriptor_room() -> Option<(usize, String)> {
 /// Tasks (processes and threads) the kernel can still create: the lower
 /// of kernel.pid_max and kernel.threads-max, less those running now (the
 /// fourth field of /proc/loadavg counts them).
-fn task_room() -> Option<(usize, String)> {
+pub fn task_room() -> Option<(usize, String)> {
     let read = |path: &str| fs::read_to_string(path).ok()?.trim().parse::<usize>().ok();
     let pid_max = read("/proc/sys/kernel/pid_max")?;
     let threads_max = read("/proc/sys/kernel/threads-max")?;
@@ -84,7 +56,7 @@ fn task_room() -> Option<(usize, String)> {
 
 /// For a user other than root, `ulimit -u`: processes and threads of the
 /// user, those running now included (so the room is at most this).
-fn user_process_room() -> Option<(usize, String)> {
+pub fn user_process_room() -> Option<(usize, String)> {
     if nix::unistd::geteuid().is_root() {
         return None;
     }
@@ -93,4 +65,26 @@ fn user_process_room() -> Option<(usize, String)> {
         return None;
     }
     Some((usize::try_from(soft).unwrap_or(usize::MAX), format!("the process limit (ulimit -u {soft})")))
+}
+
+/// Refuses to start a server that could never accept a client: one whose
+/// descriptor limit (`ulimit -n`, `prlimit --nofile`) is used up by what it
+/// opened to start (stdin, stdout, stderr, msock, the wake pipe). It would
+/// say "listening" and then fail every accept with EMFILE, for ever.
+pub fn ensure_a_descriptor_is_left(msock: &TcpListener) -> Result<()> {
+    match msock.try_clone() {
+        Ok(probe) => {
+            drop(probe);
+            Ok(())
+        }
+        Err(err) if err.raw_os_error() == Some(libc::EMFILE) => {
+            let limit =
+                getrlimit(Resource::RLIMIT_NOFILE).map_or("?".to_string(), |(soft, _)| soft.to_string());
+            anyhow::bail!(
+                "cannot serve: every descriptor the limit allows (ulimit -n: {limit}) is in use before the \
+                 first client; raise the limit"
+            )
+        }
+        Err(err) => Err(anyhow::Error::new(err).context("dup msock")),
+    }
 }

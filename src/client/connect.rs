@@ -2,11 +2,11 @@
 //! name into its addresses, IPv6 and IPv4, and connect to the first one that
 //! answers.
 
-use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 
 use anyhow::{bail, Result};
-use nix::errno::Errno;
+
+use crate::support::log::reason;
 
 /// Connects to `host` (a name or an address) on `port`, trying each of its
 /// addresses in the order the resolver gives them.
@@ -26,17 +26,4 @@ pub fn connect_tcp(host: &str, port: u16) -> Result<TcpStream> {
         }
     }
     bail!("cannot connect to {}", failures.join("; "))
-}
-
-/// The human part of an I/O error: "Connection refused", not
-/// "Connection refused (os error 111)".
-pub fn reason(err: &io::Error) -> String {
-    match err.raw_os_error() {
-        Some(code) => Errno::from_raw(code).desc().to_string(),
-        None => {
-            let text = err.to_string();
-            let text = text.strip_prefix("failed to lookup address information: ").unwrap_or(&text);
-            text.to_string()
-        }
-    }
 }

@@ -10,7 +10,7 @@
 //! that holds it.
 //!
 //! The parent does not see the clients: the workers count them in the page
-//! of memory they share with it ([`crate::shared`]), as Stevens' preforked
+//! of memory they share with it ([`crate::support::shared_counters`]), as Stevens' preforked
 //! servers do, for its status line and its summary.
 
 use std::net::TcpListener;
@@ -25,13 +25,18 @@ use nix::sys::signal::Signal;
 use nix::sys::socket::{shutdown, Shutdown};
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 
-use super::acceptor::{accept, timeout_for, Accepted, Acceptor, Clients, Trouble, BACK_OFF};
-use super::children::Children;
-use super::ending::Ending;
-use super::serve::{serve_alone, Echoer};
-use super::{close, Config, Summary};
-use crate::shared::{self, Counters};
-use crate::{child, event, notice, signals};
+use crate::server::accept::{accept, close, Accepted, Acceptor, Clients};
+use crate::server::child::{self, ExitStatus};
+use crate::server::config::Config;
+use crate::server::echo::Echoer;
+use crate::server::reaper::{self, Children};
+use crate::server::shutdown as server_shutdown;
+use crate::server::summary::{Status, Summary};
+use crate::support::shared_counters::{self, Counters};
+use crate::support::trouble::{Trouble, BACK_OFF};
+use crate::support::wake::timeout_for;
+use crate::support::{log, signals};
+use crate::{event, notice};
 
 /// Runs the server until a stop, then returns (and logs) the summary.
 pub fn run(config: &Config) -> Result<Summary> {
@@ -40,26 +45,33 @@ pub fn run(config: &Config) -> Result<Summary> {
     // once it listens must be those it keeps.
     let workers = config.prefork_workers();
     let server = Acceptor::listen(config)?;
+    if config.reaper {
+        reaper::install()?; // SIGCHLD: a worker that dies is reaped, and replaced
+    }
     let msock = server.msock().context("msock")?;
     msock.set_nonblocking(false).context("make msock blocking")?;
     let msock_fd = msock.as_raw_fd();
-    let mut children = Children::new();
+    let mut workers = Workers { children: Children::new(), missing: vec![None; workers] };
     let parent = getpid();
-    // Workers to start: None for the first ones, the PID of a dead worker
-    // for a replacement.
-    let mut missing: Vec<Option<Pid>> = vec![None; workers];
     let mut forking = Trouble::default();
 
     loop {
-        while let Some(replacing) = missing.pop() {
+        while let Some(replacing) = workers.missing.pop() {
             // SAFETY: this process has one thread, so the child gets a
             // consistent copy of everything and may run ordinary Rust code
             // (see fork.rs).
             match unsafe { fork() } {
-                Ok(ForkResult::Child) => worker(server.into_child(config), config, parent),
+                Ok(ForkResult::Child) => {
+                    // What changes in a child, as in fork.rs.
+                    log::become_child();
+                    child::take_signals(config.sigpipe);
+                    let (msock, wake) = server.into_child();
+                    child::close_wake_pipe(wake);
+                    worker(msock, config, parent)
+                }
                 Ok(ForkResult::Parent { child }) => {
-                    forking.over("forking a worker");
-                    children.forked(child, None);
+                    forking.worked("forking a worker");
+                    workers.children.forked(child, None);
                     match replacing {
                         Some(dead) => event!("started worker {child} in place of {dead}"),
                         None => event!("started worker {child}"),
@@ -68,25 +80,25 @@ pub fn run(config: &Config) -> Result<Summary> {
                 Err(errno) => {
                     // Out of processes or memory: serve with the workers
                     // there are, and try again after a pause.
-                    let serving = children.alive();
+                    let serving = workers.children.alive();
                     forking.failed(&format!("cannot fork a worker: {errno}; {serving} workers serve"));
-                    missing.push(replacing);
+                    workers.missing.push(replacing);
                     break;
                 }
             }
         }
-        if let Err(err) = children.collect_reaped(|dead| missing.push(Some(dead.pid))) {
-            notice!("{err:#}");
-            break;
+        match server.look_at_signals(&mut workers) {
+            Ok(None) => {}
+            Ok(Some(sig)) => {
+                event!("{sig} received: stopping the workers");
+                break;
+            }
+            Err(err) => {
+                notice!("{err:#}");
+                break;
+            }
         }
-        if let Some(sig) = signals::terminate_requested() {
-            event!("{sig} received: stopping the workers");
-            break;
-        }
-        if signals::status_requested() {
-            notice!("{}", server.counted(children.status()));
-        }
-        let timeout = if missing.is_empty() { PollTimeout::NONE } else { timeout_for(BACK_OFF) };
+        let timeout = if workers.missing.is_empty() { PollTimeout::NONE } else { timeout_for(BACK_OFF) };
         if let Err(err) = server.sleep(false, timeout) {
             notice!("{err:#}");
             break;
@@ -98,7 +110,30 @@ pub fn run(config: &Config) -> Result<Summary> {
     // with EINVAL at once, and connections not yet accepted are reset.
     let _ = shutdown(msock_fd, Shutdown::Read);
     event!("shut msock down (fd {msock_fd}): the workers stop accepting");
-    children.shut_down(server, config)
+    server_shutdown::graceful(server, workers.children, config)
+}
+
+/// The parent's workers: its children, and the workers it has to start
+/// (None for the first ones, the PID of a dead worker for a replacement).
+struct Workers {
+    children: Children,
+    missing: Vec<Option<Pid>>,
+}
+
+impl Clients for Workers {
+    /// Collects the workers that died, and notes that each needs a replacement.
+    fn collect(&mut self) -> Result<()> {
+        let missing = &mut self.missing;
+        self.children.collect_reaped(|dead| missing.push(Some(dead.pid)))
+    }
+
+    fn serving(&self) -> usize {
+        self.children.serving()
+    }
+
+    fn status(&self) -> Status {
+        self.children.status()
+    }
 }
 
 /// A worker: accept, serve, again, until the parent shuts msock down.
@@ -107,31 +142,31 @@ fn worker(msock: TcpListener, config: &Config, parent: Pid) -> ! {
     // they must die too, or they would keep the port. The kernel sends
     // SIGKILL when the parent dies; if it died before this call, we go now.
     if prctl::set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != parent {
-        child::exit(1);
+        child::exit(ExitStatus::Failed);
     }
     if let Err(err) = signals::stop_accepting_on_terminate(msock.as_fd()) {
         notice!("{err:#}");
-        child::exit(1);
+        child::exit(ExitStatus::Failed);
     }
-    signals::time_out_sends_on_terminate(config.child_grace());
-    let counts = shared::counters();
-    let mut echoer = Echoer::new(config);
+    let counts = shared_counters::counters();
+    // After a stop it ends on its own, before the parent's grace period is
+    // over (see Config::child_grace).
+    let mut echoer = Echoer::for_process(config, config.child_grace());
     let mut served = 0;
     let mut accepting = Trouble::default();
     while signals::terminate_requested().is_none() {
         match accept(&msock) {
             Accepted::Client(asock, client) => {
-                accepting.over("accept");
+                accepting.worked("accept");
                 event!("accepted {client} on fd {}", asock.as_raw_fd());
                 Counters::add(&counts.accepted);
                 served += 1;
-                // After a stop it ends on its own, before the parent's grace
-                // period is over (see Config::child_grace).
-                let outcome = serve_alone(&asock, client, config, &mut echoer, config.child_grace());
+                let ending = echoer.serve(&asock, client);
                 close("asock", asock);
-                match outcome.ending {
-                    Ending::BrokenPipe { .. } => Counters::add(&counts.sigpipe),
-                    Ending::Cut | Ending::Unclosed { .. } => Counters::add(&counts.cut),
+                // The parent never sees this client: the shared page counts it.
+                match ending.exit_status() {
+                    ExitStatus::BrokenPipe => Counters::add(&counts.sigpipe),
+                    ExitStatus::Cut => Counters::add(&counts.cut),
                     _ => {}
                 }
             }
@@ -151,5 +186,5 @@ fn worker(msock: TcpListener, config: &Config, parent: Pid) -> ! {
     }
     event!("stopping after {served} clients");
     close("msock", msock);
-    child::exit(0)
+    child::exit(ExitStatus::Done)
 }
