@@ -3,3 +3,15 @@
 //! 5 to 7, the grading of a course's submissions, and the tests that need
 //! them. Its guide is `teacher/PROFESORADO.md` (in English,
 //! `teacher/TEACHING.md`).
+//!
+//! The grading (`teacher/grade FOLDER`, the binary `src/bin/grade.rs`)
+//! reads in the order of these modules: `submission` finds and opens each
+//! submission safely, `answers` counts its answered questions, `grade`
+//! builds and checks it and writes its CSV line, `processes` bounds every
+//! command in time and stops all it leaves; `json` reads the checker.
+
+pub mod answers;
+pub mod grade;
+pub mod json;
+pub mod processes;
+pub mod submission;

@@ -1,5 +1,5 @@
-//! The checker of the student's server (labs/student/src/bin/check.rs)
-//! cannot be fooled. Each cheat that once passed it is edited, by this
+//! The checker of the student's server (labs/checker, built by
+//! labs/student's make into ./check) cannot be fooled. Each cheat that once passed it is edited, by this
 //! file, into a copy of the reference solution, and the checker fails it,
 //! in English and in Spanish, saying what it saw, what it expected and
 //! where to look. However the checker ends (its end, Ctrl-C, SIGTERM, a
@@ -20,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
+use teacher::json::Json;
 
 /// The longest one run of the checker may take (its waits are 10 s each).
 const CHECK_TIME: Duration = Duration::from_secs(180);
@@ -70,7 +71,7 @@ fn build_at(root: PathBuf, name: &str, edits: &[(&str, &str)]) -> Crate {
     }
     fs::write(&main, source).unwrap();
     // Newer than whatever the shared target built last: cargo rebuilds.
-    for file in ["src/main.rs", "src/bin/check.rs", "Cargo.toml"] {
+    for file in ["src/main.rs", "Cargo.toml"] {
         fs::File::options()
             .append(true)
             .open(dir.join(file))
@@ -213,13 +214,7 @@ fn assert_caught(cheat: &Crate, exercise: &str, english: &[&str], spanish: &[&st
 }
 
 // The reference solution's parts that the cheats replace.
-const REAPER_LOOP: &str =
-    "    while let Ok(status) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-        if status == nix::sys::wait::WaitStatus::StillAlive {
-            break;
-        }
-    }
-";
+const REAPER_LOOP: &str = "    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}\n";
 const INSTALL_REAPER: &str =
     "set_handler(Signal::SIGCHLD, SigHandler::Handler(reaper), SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP);";
 const ON_SIGTERM: &str = "    STOP.store(true, Ordering::SeqCst);\n";
@@ -228,10 +223,11 @@ const CHILD_STARTS: &str = "                drop(msock);\n";
 
 #[test]
 fn comers_loop_that_spins_in_the_reaper_fails_exercise_5() {
-    // Ok(StillAlive) is Ok: with a child alive the loop never ends.
+    // Comer's `>= 0`: waitpid returns 0 while a child is alive and none
+    // has ended, and the loop never ends.
     let cheat = solution_with(
         "spin",
-        &[(REAPER_LOOP, "    while nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).is_ok() {}\n")],
+        &[(REAPER_LOOP, "    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } >= 0 {}\n")],
     );
     assert_caught(
         &cheat,
@@ -245,7 +241,7 @@ fn comers_loop_that_spins_in_the_reaper_fails_exercise_5() {
 fn a_blocking_waitpid_in_the_reaper_fails_exercise_5() {
     let cheat = solution_with(
         "block",
-        &[(REAPER_LOOP, "    while nix::sys::wait::waitpid(None, None).is_ok() {}\n")],
+        &[(REAPER_LOOP, "    while unsafe { libc::waitpid(-1, &mut status, 0) } > 0 {}\n")],
     );
     assert_caught(
         &cheat,
@@ -261,7 +257,7 @@ fn sigchld_ignored_fails_exercise_5() {
     let cheat = solution_with(
         "sigign",
         &[
-            (REAPER_LOOP, ""),
+            (REAPER_LOOP, "    let _ = &mut status;\n"),
             (INSTALL_REAPER, "set_handler(Signal::SIGCHLD, SigHandler::SigIgn, SaFlags::empty());"),
         ],
     );
@@ -612,11 +608,11 @@ fn a_fork_bomb_is_stopped_at_the_process_limit() {
 fn the_solution_scores_3_of_3_in_text_and_in_json() {
     let output = check(solution(), "C", &["--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let result = Json::parse(&text(&output));
-    assert_eq!(result.get("passed"), &Json::Bool(true));
-    assert_eq!(result.get("score"), &Json::Number(3.0));
-    assert_eq!(result.get("out_of"), &Json::Number(3.0));
-    assert_eq!(result.get("language"), &Json::String("en".into()));
+    let result = Json::parse(&text(&output)).expect("the checker's JSON");
+    assert_eq!(result.at("passed"), &Json::Bool(true));
+    assert_eq!(result.at("score"), &Json::Number(3.0));
+    assert_eq!(result.at("out_of"), &Json::Number(3.0));
+    assert_eq!(result.at("language"), &Json::String("en".into()));
     let names: HashMap<&str, Vec<&str>> = [
         ("1", vec!["echo", "two-clients", "child-closes-msock", "parent-closes-asock"]),
         (
@@ -641,14 +637,14 @@ fn the_solution_scores_3_of_3_in_text_and_in_json() {
     ]
     .into();
     for (exercise, expected) in &names {
-        let exercise = result.get("exercises").get(exercise);
-        assert_eq!(exercise.get("passed"), &Json::Bool(true));
-        let checks = exercise.get("checks").items();
-        let seen: Vec<&str> = checks.iter().map(|c| c.get("name").text()).collect();
+        let exercise = result.at("exercises").at(exercise);
+        assert_eq!(exercise.at("passed"), &Json::Bool(true));
+        let checks = exercise.at("checks").items();
+        let seen: Vec<&str> = checks.iter().map(|c| c.at("name").text()).collect();
         assert_eq!(&seen, expected);
         for check in checks {
-            assert_eq!(check.get("ok"), &Json::Bool(true));
-            assert!(!check.get("message").text().is_empty());
+            assert_eq!(check.at("ok"), &Json::Bool(true));
+            assert!(!check.at("message").text().is_empty());
         }
     }
     let output = check(solution(), "es_ES.UTF-8", &["6"]);
@@ -669,18 +665,18 @@ fn the_json_escapes_what_the_messages_hold() {
     ] {
         let output = check(solution(), lang, &["--json", "--noreaper", "./TCPechod", "5"]);
         assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-        let result = Json::parse(&text(&output));
-        assert_eq!(result.get("passed"), &Json::Bool(false));
-        assert_eq!(result.get("score"), &Json::Number(0.0));
-        assert_eq!(result.get("out_of"), &Json::Number(1.0));
-        let exercise = result.get("exercises").get("5");
-        assert_eq!(exercise.get("passed"), &Json::Bool(false));
+        let result = Json::parse(&text(&output)).expect("the checker's JSON");
+        assert_eq!(result.at("passed"), &Json::Bool(false));
+        assert_eq!(result.at("score"), &Json::Number(0.0));
+        assert_eq!(result.at("out_of"), &Json::Number(1.0));
+        let exercise = result.at("exercises").at("5");
+        assert_eq!(exercise.at("passed"), &Json::Bool(false));
         let failed: Vec<&Json> =
-            exercise.get("checks").items().iter().filter(|c| c.get("ok") == &Json::Bool(false)).collect();
+            exercise.at("checks").items().iter().filter(|c| c.at("ok") == &Json::Bool(false)).collect();
         assert_eq!(failed.len(), 1, "{}", text(&output));
-        assert_eq!(failed[0].get("name").text(), "noreaper-leaves-zombies");
-        assert!(failed[0].get("see").text().contains(hint), "{}", text(&output));
-        assert!(!failed[0].get("expected").text().is_empty());
+        assert_eq!(failed[0].at("name").text(), "noreaper-leaves-zombies");
+        assert!(failed[0].at("see").text().contains(hint), "{}", text(&output));
+        assert!(!failed[0].at("expected").text().is_empty());
     }
 }
 
@@ -705,142 +701,4 @@ fn usage_errors_exit_2_with_one_line() {
     assert!(text(&output).starts_with("usage: check "), "{}", text(&output));
     let output = check(dir, "es_ES.UTF-8", &["--help"]);
     assert!(text(&output).starts_with("uso: check "), "{}", text(&output));
-}
-
-/// Just enough JSON to read the checker's, strictly: anything it cannot
-/// parse fails the test.
-#[derive(Debug, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Number(f64),
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
-}
-
-impl Json {
-    fn parse(text: &str) -> Json {
-        let mut chars = text.trim_end().chars().peekable();
-        let value = Json::value(&mut chars);
-        assert!(chars.next().is_none(), "one JSON value and nothing else: {text}");
-        value
-    }
-
-    fn value(chars: &mut std::iter::Peekable<std::str::Chars>) -> Json {
-        let skip = |chars: &mut std::iter::Peekable<std::str::Chars>| {
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-        };
-        skip(chars);
-        let value = match chars.next().expect("a JSON value") {
-            '{' => {
-                let mut fields = Vec::new();
-                skip(chars);
-                if chars.peek() == Some(&'}') {
-                    chars.next();
-                } else {
-                    loop {
-                        let Json::String(key) = Json::value(chars) else { panic!("a key") };
-                        skip(chars);
-                        assert_eq!(chars.next(), Some(':'));
-                        fields.push((key, Json::value(chars)));
-                        match chars.next() {
-                            Some(',') => {}
-                            Some('}') => break,
-                            other => panic!("',' or '}}' expected, got {other:?}"),
-                        }
-                    }
-                }
-                Json::Object(fields)
-            }
-            '[' => {
-                let mut items = Vec::new();
-                skip(chars);
-                if chars.peek() == Some(&']') {
-                    chars.next();
-                } else {
-                    loop {
-                        items.push(Json::value(chars));
-                        match chars.next() {
-                            Some(',') => {}
-                            Some(']') => break,
-                            other => panic!("',' or ']' expected, got {other:?}"),
-                        }
-                    }
-                }
-                Json::Array(items)
-            }
-            '"' => {
-                let mut string = String::new();
-                loop {
-                    match chars.next().expect("an end to the string") {
-                        '"' => break,
-                        '\\' => match chars.next().expect("an escape") {
-                            '"' => string.push('"'),
-                            '\\' => string.push('\\'),
-                            '/' => string.push('/'),
-                            'n' => string.push('\n'),
-                            'r' => string.push('\r'),
-                            't' => string.push('\t'),
-                            'b' => string.push('\u{8}'),
-                            'f' => string.push('\u{c}'),
-                            'u' => {
-                                let hex: String =
-                                    (0..4).map(|_| chars.next().expect("4 hex digits")).collect();
-                                string.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
-                            }
-                            other => panic!("no escape \\{other}"),
-                        },
-                        c => {
-                            assert!(c >= ' ', "a raw control character in a string");
-                            string.push(c);
-                        }
-                    }
-                }
-                Json::String(string)
-            }
-            c if c == '-' || c.is_ascii_digit() => {
-                let mut number = String::from(c);
-                while chars.peek().is_some_and(|c| c.is_ascii_digit() || ".eE+-".contains(*c)) {
-                    number.push(chars.next().unwrap());
-                }
-                Json::Number(number.parse().expect("a number"))
-            }
-            c => {
-                let mut word = String::from(c);
-                while chars.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
-                    word.push(chars.next().unwrap());
-                }
-                match word.as_str() {
-                    "true" => Json::Bool(true),
-                    "false" => Json::Bool(false),
-                    "null" => Json::Null,
-                    other => panic!("not JSON: {other}"),
-                }
-            }
-        };
-        skip(chars);
-        value
-    }
-
-    fn get(&self, key: &str) -> &Json {
-        let Json::Object(fields) = self else { panic!("not an object: {self:?}") };
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .unwrap_or_else(|| panic!("no {key:?} in {self:?}"))
-    }
-
-    fn items(&self) -> &[Json] {
-        let Json::Array(items) = self else { panic!("not an array: {self:?}") };
-        items
-    }
-
-    fn text(&self) -> &str {
-        let Json::String(text) = self else { panic!("not a string: {self:?}") };
-        text
-    }
 }

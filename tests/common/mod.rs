@@ -454,12 +454,20 @@ pub fn repo_root() -> std::path::PathBuf {
     }
 }
 
-/// A copy of the student's crate (labs/student, its sources only) at `to`.
+/// A copy of the student's crate (labs/student, its sources only) at `to`,
+/// and of the checker (labs/checker) beside it, at `to/../checker`, where
+/// the student's Makefile builds it from.
 pub fn copy_student_crate(to: &std::path::Path) {
-    let from = repo_root().join("labs/student");
-    fs::create_dir_all(to.join("src/bin")).unwrap();
-    for file in ["Cargo.toml", "Cargo.lock", "Makefile", "rustfmt.toml", "src/main.rs", "src/bin/check.rs"] {
-        fs::copy(from.join(file), to.join(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
+    let checker = to.parent().expect("a folder above the student's crate").join("checker");
+    for (from, to, files) in [
+        ("labs/student", to, &["Cargo.toml", "Cargo.lock", "Makefile", "rustfmt.toml", "src/main.rs"][..]),
+        ("labs/checker", checker.as_path(), &["Cargo.toml", "Cargo.lock", "rustfmt.toml", "src/main.rs"][..]),
+    ] {
+        let from = repo_root().join(from);
+        fs::create_dir_all(to.join("src")).unwrap();
+        for file in files {
+            fs::copy(from.join(file), to.join(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
+        }
     }
 }
 

@@ -1,5 +1,8 @@
-//! The checker of your server: `make check` checks every exercise,
-//! `make check5` (6, 7) one, `make check1` the part that is given.
+//! The checker of your server: `make check` (in labs/student) checks
+//! every exercise, `make check5` (6, 7) one, `make check1` the part that
+//! is given. It is a crate of its own, beside yours, so that nothing in the
+//! crate you edit changes what checks it; labs/student's `make` builds it
+//! into `labs/student/check`. (Your teacher grades with their own copy.)
 //!
 //! ```text
 //! check [--json] [--server PATH] [--noreaper PATH] [--source PATH] [1|5|6|7]...
@@ -1152,8 +1155,8 @@ fn check_parent_idle(report: &mut Report, server: &Server) {
                 "the parent asleep in poll (state S, using no CPU) until the next client",
             ),
             (
-                "el bucle de reaper(): con WNOHANG, waitpid devuelve Ok(StillAlive) mientras vive un hijo, y ahí debe acabar el bucle (el fallo del «>= 0» de Comer)",
-                "the loop of reaper(): with WNOHANG, waitpid returns Ok(StillAlive) while a child lives, and the loop must end there (Comer's '>= 0' bug)",
+                "el bucle de reaper(): con WNOHANG, waitpid devuelve 0 si hay hijos vivos pero ninguno ha terminado, y ahí debe acabar el bucle (el fallo del «>= 0» de Comer)",
+                "the loop of reaper(): with WNOHANG, waitpid returns 0 when children live but none has ended, and the loop must end there (Comer's '>= 0' bug)",
             ),
         );
     }
