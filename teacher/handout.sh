@@ -116,6 +116,12 @@ done < <(git ls-files -z --cached)
 mkdir -p -- "$folder"
 tar --null -T "$tmp/files" -cf - | tar -xf - -C "$folder"
 
+# GitHub Classroom's autograding file goes where GitHub looks for it, in
+# the students' repositories only: in the teacher's own it would run, and
+# fail, on every push.
+mkdir -p -- "$folder/.github/workflows"
+cp -- teacher/classroom.yml "$folder/.github/workflows/classroom.yml"
+
 # The workspace without the teacher crate, and the lock without it (what
 # cargo would do at the first build, done here so that the build leaves
 # the repository clean).

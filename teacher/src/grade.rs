@@ -34,7 +34,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use tcpechod::connect::reason;
+use tcpechod::support::log::reason;
 
 use crate::answers::SHEETS;
 use crate::json::Json;

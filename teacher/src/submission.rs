@@ -24,7 +24,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use tcpechod::connect::reason;
+use tcpechod::support::log::reason;
 
 use crate::answers::{Sheet, SHEETS};
 

@@ -1,4 +1,5 @@
-//! GitHub Classroom's autograding file (.github/workflows/classroom.yml)
+//! GitHub Classroom's autograding file (teacher/classroom.yml, which the
+//! handout puts at .github/workflows/classroom.yml)
 //! is well formed, in the format of today (three command-grader steps, one
 //! point each, and the reporter that adds them up), says that the grade of
 //! record comes from teacher/grade, and its commands work in the lab as
@@ -140,7 +141,7 @@ fn unquote(text: &str) -> String {
 }
 
 fn workflow() -> String {
-    fs::read_to_string(repo_root().join(".github/workflows/classroom.yml")).unwrap()
+    fs::read_to_string(repo_root().join("teacher/classroom.yml")).unwrap()
 }
 
 /// The command of each grading step, by exercise.
@@ -200,7 +201,7 @@ fn the_workflow_is_classrooms_format_of_today() {
     // And a real YAML parser reads the same, where there is one.
     let python = Command::new("python3")
         .args(["-c", "import sys, yaml; w = yaml.safe_load(sys.stdin); print(len(w['jobs']['run-autograding-tests']['steps']))"])
-        .stdin(fs::File::open(repo_root().join(".github/workflows/classroom.yml")).unwrap())
+        .stdin(fs::File::open(repo_root().join("teacher/classroom.yml")).unwrap())
         .output();
     match python {
         Ok(out) if out.status.success() => assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5"),

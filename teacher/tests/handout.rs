@@ -45,6 +45,10 @@ const SOLUTIONS: [&str; 2] = ["teacher/solution.patch", "labs/student-solution.p
 const SHOWN: [&str; 4] = ["README.md", "README_EN.md", "PARA_SABER_MAS.md", "GOING_FURTHER.md"];
 
 /// The teacher's tree that handouts are made from.
+/// Where the handout holds GitHub Classroom's autograding file (from
+/// teacher/classroom.yml).
+const CLASSROOM: &str = ".github/workflows/classroom.yml";
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("teacher/ lies in the repository").to_path_buf()
 }
@@ -357,8 +361,10 @@ fn the_handout_holds_the_lab_and_nothing_of_the_teachers() {
             assert!(!file.starts_with(teachers), "the handout holds {file}");
         }
     }
-    let expected: BTreeSet<String> =
+    let mut expected: BTreeSet<String> =
         tracked_files(&root()).into_iter().filter(|file| !is_excluded(file, &excluded)).collect();
+    // Beside them, GitHub Classroom's autograding file, where GitHub looks.
+    expected.insert(CLASSROOM.to_string());
     let missing: Vec<_> = expected.difference(&files).collect();
     let extra: Vec<_> = files.difference(&expected).collect();
     assert!(missing.is_empty(), "the handout lacks {missing:?}");
@@ -366,7 +372,11 @@ fn the_handout_holds_the_lab_and_nothing_of_the_teachers() {
 
     // As they are here (the scripts still executable), bar the workspace.
     for file in &files {
-        let (mine, theirs) = (root().join(file), handout.join(file));
+        let mine = match file.as_str() {
+            CLASSROOM => root().join("teacher/classroom.yml"),
+            _ => root().join(file),
+        };
+        let theirs = handout.join(file);
         let mode =
             |path: &Path| fs::symlink_metadata(path).expect("a file").permissions().mode() & 0o111 != 0;
         assert_eq!(

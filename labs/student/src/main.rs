@@ -205,13 +205,13 @@ extern "C" fn on_sigterm(_sig: libc::c_int) {
 /// curiosos: una SIGTERM que llega después de que el bucle mire `STOP` y
 /// antes de que poll empiece a esperar no se atiende hasta el siguiente
 /// cliente. El servidor de la práctica cierra ese hueco: mira su
-/// `src/server/acceptor.rs`.)
+/// `src/server/accept.rs`.)
 ///
 /// EXERCISE 7: install `on_sigterm` as the handler of SIGTERM. The poll it
 /// interrupts fails with EINTR, and the loop gets to look at `STOP`. (For
 /// the curious: a SIGTERM that comes after the loop looked at `STOP` and
 /// before poll starts to wait is not seen until the next client. The lab's
-/// server closes that gap: see its `src/server/acceptor.rs`.)
+/// server closes that gap: see its `src/server/accept.rs`.)
 fn install_sigterm_handler() {
     // EJERCICIO 7 / EXERCISE 7: una línea / one line.
 }
