@@ -31,15 +31,30 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/$name"
 cp "$STUDENT/src/main.rs" "$work/$name/main.rs"
+# answered SHEET: whether any part of the sheet has text under its
+# Respuesta:/Answer: line.
+answered() {
+    awk '/^## /{ after = 0; next }
+         /^(Respuesta|Answer):/{ after = 1; sub(/^(Respuesta|Answer):/, ""); if ($0 ~ /[^ \t]/) n++; next }
+         after && /[^ \t]/ { n++ }
+         END { exit !(n > 0) }' "$1"
+}
+# The sheets you filled in; both, if you filled in neither (so that the
+# teacher sees them empty).
 sheets=0
 for sheet in RESPUESTAS.md ANSWER_SHEET.md; do
-    if [ -f "$ROOT/$sheet" ]; then
+    if [ -f "$ROOT/$sheet" ] && answered "$ROOT/$sheet"; then
         cp "$ROOT/$sheet" "$work/$name/$sheet"
         sheets=$((sheets + 1))
     fi
 done
-[ "$sheets" -gt 0 ] || say "entrega: no answer sheet (RESPUESTAS.md, ANSWER_SHEET.md) found: handing in the code only" \
-    "entrega: no hay hoja de respuestas (RESPUESTAS.md, ANSWER_SHEET.md): se entrega solo el código"
+if [ "$sheets" = 0 ]; then
+    for sheet in RESPUESTAS.md ANSWER_SHEET.md; do
+        if [ -f "$ROOT/$sheet" ]; then cp "$ROOT/$sheet" "$work/$name/$sheet"; fi
+    done
+    say "entrega: your answer sheet (RESPUESTAS.md or ANSWER_SHEET.md) has no answer yet" \
+        "entrega: tu hoja de respuestas (RESPUESTAS.md o ANSWER_SHEET.md) aún no tiene ninguna respuesta"
+fi
 
 say "== Building and checking your server (labs/student)" "== Compilando y comprobando tu servidor (labs/student)"
 check_status=none

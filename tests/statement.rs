@@ -543,8 +543,11 @@ fn every_command_of_the_statement_runs_as_written() {
             top_level = false;
         }
         if top_level && RUN_BY_CI.contains(&command.as_str()) {
-            let ci = fs::read_to_string(repo().join(".ci/run")).unwrap();
-            assert!(ci.contains(&command), ".ci/run runs {command:?}");
+            // The repository's CI runs them; the students' copy (the
+            // handout) has no CI of its own, and nothing to check here.
+            if let Ok(ci) = fs::read_to_string(repo().join(".ci/run")) {
+                assert!(ci.contains(&command), ".ci/run runs {command:?}");
+            }
             continue;
         }
         desk.follow(&command);

@@ -135,7 +135,7 @@ fn handed_in_solution(scratch: &Path) -> PathBuf {
     copy_student_crate(&top.join("labs/student"));
     fs::copy(repo_root().join("labs/entrega.sh"), top.join("labs/entrega.sh")).unwrap();
     apply_solution(&top);
-    // P1..P20 in Spanish, Q21 in English: 21 of 23.
+    // P1..P20 in Spanish, Q21 in English: 21 of 22.
     let es = sheet_with_answers("RESPUESTAS.md", "Respuesta:", 'P', &(1..=20).collect::<Vec<_>>());
     fs::write(top.join("RESPUESTAS.md"), es).unwrap();
     fs::write(top.join("ANSWER_SHEET.md"), sheet_with_answers("ANSWER_SHEET.md", "Answer:", 'Q', &[21]))
@@ -304,26 +304,26 @@ fn five_submissions_five_lines() {
     let fields = |student: &str| graded.line(student)[1..7].to_vec();
     let notes = |student: &str| graded.line(student)[8].clone();
 
-    assert_eq!(fields("ana"), ["ok", "1", "1", "1", "3/3", "21/23"], "{graded:?}");
+    assert_eq!(fields("ana"), ["ok", "1", "1", "1", "3/3", "21/22"], "{graded:?}");
     assert_eq!(notes("ana"), "", "{graded:?}");
 
-    assert_eq!(fields("bob"), ["ok", "0", "0", "0", "0/3", "0/23"], "{graded:?}");
+    assert_eq!(fields("bob"), ["ok", "0", "0", "0", "0/3", "0/22"], "{graded:?}");
     for exercise in ["ex5 failed: ", "ex6 failed: ", "ex7 failed: "] {
         assert!(notes("bob").contains(exercise), "{graded:?}");
     }
 
     let carla = fields("carla");
-    assert_eq!((carla[0].as_str(), carla[1].as_str(), carla[5].as_str()), ("ok", "0", "2/23"), "{graded:?}");
+    assert_eq!((carla[0].as_str(), carla[1].as_str(), carla[5].as_str()), ("ok", "0", "2/22"), "{graded:?}");
     assert_ne!(carla[4], "3/3", "{graded:?}");
     assert!(notes("carla").contains("ex5 failed: parent-idle-while-a-child-lives"), "{graded:?}");
     assert!(!notes("carla").contains("no answer sheet"), "{graded:?}");
 
-    assert_eq!(fields("dan"), ["failed", "0", "0", "0", "0/3", "0/23"], "{graded:?}");
+    assert_eq!(fields("dan"), ["failed", "0", "0", "0", "0/3", "0/22"], "{graded:?}");
     assert!(notes("dan").contains("does not compile: error"), "{graded:?}");
     assert!(notes("dan").contains("src/main.rs:"), "where: {graded:?}");
     assert!(notes("dan").contains("no answer sheet"), "{graded:?}");
 
-    assert_eq!(fields("eva"), ["ok", "1", "1", "0", "2/3", "0/23"], "{graded:?}");
+    assert_eq!(fields("eva"), ["ok", "1", "1", "0", "2/3", "0/22"], "{graded:?}");
     assert!(
         notes("eva").contains(&format!("ex7: the checker did not finish in {CHECK_TIMEOUT} s")),
         "{graded:?}"
@@ -441,14 +441,14 @@ fn a_submission_with_a_link_or_a_path_out_of_its_folder_is_refused_alone() {
         ("victor", "refused: a hard link in the tarball: entrega-victor/main.rs"),
     ] {
         let line = graded.line(student);
-        assert_eq!(line[1..7], ["refused", "0", "0", "0", "0/3", "0/23"], "{student}: {graded:?}");
+        assert_eq!(line[1..7], ["refused", "0", "0", "0", "0/3", "0/22"], "{student}: {graded:?}");
         assert!(line[8].starts_with(why), "{student}: {graded:?}");
     }
     assert!(!outside.exists() && !absolute.exists(), "a file was written outside its folder");
     let zoe = graded.line("tcpechod-lab-zoe");
     assert_eq!(
         (&zoe[1..7], zoe[8].as_str()),
-        (&["ok", "1", "1", "1", "3/3", "1/23"].map(String::from)[..], "")
+        (&["ok", "1", "1", "1", "3/3", "1/22"].map(String::from)[..], "")
     );
 }
 

@@ -136,7 +136,7 @@ fn echo(mut sock: &TcpStream) -> u64 {
 /// (`Errno::set_raw`). No uses el `waitpid` de nix: convierte la muerte
 /// por una señal que no sabe nombrar en un error, que acabaría un bucle
 /// `while let Ok(..)` antes de tiempo y dejaría hijos sin recoger (lo
-/// explica `src/reaper.rs`, el reaper de la práctica). Lee `man 2 waitpid`
+/// explica `src/server/reaper.rs`, el reaper de la práctica). Lee `man 2 waitpid`
 /// (WNOHANG) y `man 7 signal-safety`.
 ///
 /// EXERCISE 5: the reaper, SIGCHLD's handler. Collect every child that has
@@ -148,7 +148,7 @@ fn echo(mut sock: &TcpStream) -> u64 {
 /// (`Errno::last_raw()`) and restore it on the way out (`Errno::set_raw`).
 /// Do not use nix's `waitpid`: it turns a death by a signal it cannot name
 /// into an error, which would end a `while let Ok(..)` loop early and leave
-/// children unreaped (the lab's own reaper, `src/reaper.rs`, says so).
+/// children unreaped (the lab's own reaper, `src/server/reaper.rs`, says so).
 /// Read: `man 2 waitpid` (WNOHANG), `man 7 signal-safety`.
 #[cfg(feature = "reaper")]
 extern "C" fn reaper(_sig: libc::c_int) {
