@@ -634,3 +634,54 @@ fn make_handout_takes_a_name_and_refuses_a_leak() {
     assert!(said.contains("labs/student is not the untouched skeleton"), "{said}");
     assert!(!dist.join(NAME).exists(), "a refused handout was left");
 }
+
+#[test]
+fn make_test_passes_in_the_handout_once_exercises_5_to_7_are_done() {
+    // The README's second command, in what students get, after a student
+    // did exercises 5 to 7 as the reference solution does. (Untouched, it
+    // is this repository's own `make test`.) The build goes to a target
+    // folder kept between runs, so only the first one starts from scratch;
+    // the container tests, which CI runs once already, are left out.
+    // The handout is made at the same place every run, beside a target
+    // folder that stays (the test programs keep the folder they were
+    // built for), and its target/ is a link to it, as a student's clone
+    // has its own (some tests look for the binaries in target/release).
+    let place = Path::new(env!("CARGO_TARGET_TMPDIR")).join("handout-make-test");
+    let out = place.join("out");
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).unwrap();
+    let _cleanup = Scratch(out.clone());
+    let handout = make_handout(&out);
+    let solution = root().join("teacher/solution.patch");
+    succeed(command("git").arg("-C").arg(&handout).arg("apply").arg(&solution), QUICK);
+    let target = place.join("target");
+    fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&target, handout.join("target")).unwrap();
+    let output = run(
+        command("make")
+            .arg("test")
+            .current_dir(&handout)
+            .env_remove("CARGO_TARGET_DIR")
+            // The container tests run once already, in this repository's
+            // make test: here they find no Docker, and, outside CI, skip.
+            .env_remove("CI")
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        Duration::from_secs(45 * 60),
+    );
+    let printed = printed(&output);
+    // What failed: each failing test and the lines after it.
+    let lines: Vec<&str> = printed.lines().collect();
+    let failed: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.contains("panicked at") || line.starts_with("error: test failed"))
+        .map(|(i, _)| lines[i..(i + 4).min(lines.len())].join("\n"))
+        .collect();
+    assert!(
+        output.status.success(),
+        "make test failed in the handout with exercises 5 to 7 done ({}):\n{}",
+        output.status,
+        failed.join("\n--\n")
+    );
+    assert!(printed.contains("test result: ok"), "make test ran the tests:\n{printed}");
+}
