@@ -31,19 +31,25 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/$name"
 cp "$STUDENT/src/main.rs" "$work/$name/main.rs"
-# answered SHEET: whether any part of the sheet has text under its
-# Respuesta:/Answer: line.
+# answered SHEET LETTER: whether any part of the sheet is answered. A part
+# starts at a line that begins with `## P<n>` (`## Q<n>` in English) and
+# a non-digit or the end of the line; it is answered when it holds a
+# letter or a digit outside its heading, the quoted question (`>` lines)
+# and the labels Respuesta: and Answer: themselves. The teacher's grader
+# counts with the same rule (teacher/src/answers.rs).
 answered() {
-    awk '/^## /{ after = 0; next }
-         /^(Respuesta|Answer):/{ after = 1; sub(/^(Respuesta|Answer):/, ""); if ($0 ~ /[^ \t]/) n++; next }
-         after && /[^ \t]/ { n++ }
-         END { exit !(n > 0) }' "$1"
+    LC_ALL=C awk -v letter="$2" '
+        substr($0, 1, 4) == "## " letter && substr($0, 5, 1) ~ /[0-9]/ { part = 1; next }
+        !part || /^[ \t]*>/ { next }
+        { line = $0; gsub(/Respuesta:|Answer:/, "", line); if (line ~ /[A-Za-z0-9]/) found = 1 }
+        END { exit !found }' "$1"
 }
 # The sheets you filled in; both, if you filled in neither (so that the
 # teacher sees them empty).
 sheets=0
-for sheet in RESPUESTAS.md ANSWER_SHEET.md; do
-    if [ -f "$ROOT/$sheet" ] && answered "$ROOT/$sheet"; then
+for sheet in RESPUESTAS.md:P ANSWER_SHEET.md:Q; do
+    letter=${sheet#*:} sheet=${sheet%:*}
+    if [ -f "$ROOT/$sheet" ] && answered "$ROOT/$sheet" "$letter"; then
         cp "$ROOT/$sheet" "$work/$name/$sheet"
         sheets=$((sheets + 1))
     fi

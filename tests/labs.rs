@@ -26,12 +26,34 @@ fn lab(script: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("labs").join(script)
 }
 
-/// A fresh output folder for one run.
-fn out_dir(script: &str) -> PathBuf {
+/// A fresh output folder for one run, removed when dropped: also when
+/// the test fails, or returns early.
+struct OutDir(PathBuf);
+
+impl std::ops::Deref for OutDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for OutDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn out_dir(script: &str) -> OutDir {
     let dir = std::env::temp_dir().join(format!("tcpechod-lab-{}-{script}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    dir
+    OutDir(dir)
 }
 
 fn command(script: &str, out: &Path) -> Command {
@@ -287,7 +309,7 @@ fn lab_09_pid1() {
 /// the shell alone, it can be lost: bash (5.2) drops a SIGINT that arrives
 /// while it waits for a command substitution such as `$(grep ...)` whose
 /// process ends normally; the whole group's SIGINT kills that process too.
-fn interrupt(script: &str, marker: &str) -> (PathBuf, u32) {
+fn interrupt(script: &str, marker: &str) -> (OutDir, u32) {
     let out = out_dir(&format!("int-{script}"));
     let mut child = KillOnDrop(
         command(script, &out)

@@ -1,13 +1,17 @@
 //! The written part: which questions of an answer sheet have an answer.
 //!
 //! The sheets (RESPUESTAS.md in Spanish, ANSWER_SHEET.md in English) have
-//! one part per question, headed `## P1` .. `## P23` (`## Q1` ..), each
-//! with the question quoted and a `Respuesta:` (`Answer:`) line under
-//! which the student writes. A question is answered when its part has
-//! text after that line (on it, or on the lines below, up to the next
-//! question's heading). A part whose label line the student deleted is
-//! read whole, bar the quoted question. Whether an answer is right is the
-//! teacher's to mark, with the keys.
+//! one part per question, headed `## P1` .. `## P22` (`## Q1` ..), each
+//! with the question quoted (`> ` lines) and a `Respuesta:` (`Answer:`)
+//! line under which the student writes. A part starts at a line that
+//! begins with `## P<n>` followed by the end of the line or by anything
+//! but a digit (`## P1: por qué` heads question 1; `## P12` does not head
+//! question 1), and runs to the next such line. It is answered when it
+//! holds a letter or a digit (A-Z, a-z, 0-9) anywhere but in its heading,
+//! in the quoted question and in the labels `Respuesta:` and `Answer:`
+//! themselves: wherever the student wrote, above the label or below it.
+//! `labs/entrega.sh` counts with the same rule. Whether an answer is right
+//! is the teacher's to mark, with the keys.
 
 use std::collections::BTreeSet;
 
@@ -27,48 +31,44 @@ pub const SHEETS: [Sheet; 2] = [
 ];
 
 impl Sheet {
-    /// The question a line heads (`## P7` is 7), if it heads one.
+    /// The question a line heads (`## P7` and `## P7: ...` are 7), if it
+    /// heads one.
     fn heading(&self, line: &str) -> Option<u32> {
-        let rest = line.strip_prefix("##")?.trim_start().strip_prefix(self.letter)?;
+        let rest = line.strip_prefix("## ")?.strip_prefix(self.letter)?;
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let after = &rest[digits.len()..];
-        let ends = after.is_empty() || after.starts_with(char::is_whitespace);
-        digits.parse().ok().filter(|_| ends)
+        (!digits.is_empty()).then(|| digits.parse().unwrap_or(u32::MAX))
     }
 
     /// The numbers of the questions `text` has a part for.
     pub fn questions(&self, text: &str) -> BTreeSet<u32> {
-        text.lines().filter_map(|line| self.heading(line.trim_end())).collect()
+        text.lines().filter_map(|line| self.heading(line)).collect()
     }
 
     /// The numbers of the questions `text` answers.
     pub fn answered(&self, text: &str) -> BTreeSet<u32> {
-        let mut parts: Vec<(u32, Vec<&str>)> = Vec::new();
+        let mut parts: Vec<(u32, bool)> = Vec::new();
         for line in text.lines() {
-            match self.heading(line.trim_end()) {
-                Some(number) => parts.push((number, Vec::new())),
+            match self.heading(line) {
+                Some(number) => parts.push((number, false)),
                 None => {
-                    if let Some((_, lines)) = parts.last_mut() {
-                        lines.push(line);
+                    if let Some((_, answered)) = parts.last_mut() {
+                        *answered |= has_answer(line);
                     }
                 }
             }
         }
-        parts.into_iter().filter(|(_, lines)| self.has_answer(lines)).map(|(number, _)| number).collect()
+        parts.into_iter().filter(|&(_, answered)| answered).map(|(number, _)| number).collect()
     }
+}
 
-    fn has_answer(&self, lines: &[&str]) -> bool {
-        let label = lines.iter().position(|line| line.trim_start().starts_with(self.label));
-        match label {
-            Some(at) => {
-                let same_line = &lines[at].trim_start()[self.label.len()..];
-                std::iter::once(same_line)
-                    .chain(lines[at + 1..].iter().copied())
-                    .any(|l| !l.trim().is_empty())
-            }
-            None => lines.iter().map(|l| l.trim()).any(|l| !l.is_empty() && !l.starts_with('>')),
-        }
+/// Whether a line of a part holds some of the student's answer: a letter
+/// or a digit outside a quote and the labels.
+fn has_answer(line: &str) -> bool {
+    if line.trim_start_matches([' ', '\t']).starts_with('>') {
+        return false;
     }
+    let text = SHEETS.iter().fold(line.to_string(), |text, sheet| text.replace(sheet.label, ""));
+    text.chars().any(|c| c.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
@@ -79,7 +79,7 @@ mod tests {
     const EN: Sheet = SHEETS[1];
 
     #[test]
-    fn an_answer_is_text_after_the_label() {
+    fn an_answer_is_a_letter_or_a_digit_in_its_part() {
         let sheet = "# Hoja\n\nNombre: Ana\n\n## P1\n\n> ¿Por qué?\n\nRespuesta:\n\n\n## P2\n\n> ¿Y esto?\n\n\
                      Respuesta: porque sí\n\n## P3\n\n> ¿Cómo?\n\nRespuesta:\n\n    ps x\n## P10\n\nRespuesta:\n  \t\n";
         assert_eq!(ES.questions(sheet), BTreeSet::from([1, 2, 3, 10]));
@@ -102,8 +102,42 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_above_the_label_counts() {
+        // Written between the quoted question and an empty label.
+        let sheet = "## P1\n\n> ¿Por qué?\n\nEl hijo cierra msock porque...\n\nRespuesta:\n\n\n## P2\n\n> ¿Y?\n\nRespuesta:\n";
+        assert_eq!(ES.answered(sheet), BTreeSet::from([1]));
+    }
+
+    #[test]
+    fn a_heading_with_a_title_heads_its_question() {
+        let sheet = "## P1: por qué\n> ¿Por qué?\nRespuesta: x\n## P2 (procesos)\nRespuesta:\n## P12\nRespuesta: 12\n";
+        assert_eq!(ES.questions(sheet), BTreeSet::from([1, 2, 12]));
+        assert_eq!(ES.answered(sheet), BTreeSet::from([1, 12]));
+    }
+
+    #[test]
+    fn marks_without_a_letter_or_a_digit_are_no_answer() {
+        // A dot, a non-breaking space, bold labels, a quoted answer, a
+        // label of the other language.
+        let sheet = "## P7\n.\n## P8\nRespuesta: \u{a0}\n## P9\n**Respuesta:** --\n## P10\n> mi respuesta\n\
+                     ## P11\nAnswer: ¿?\n## P12\n**Respuesta:** el padre\n## P13\nRespuesta:\n```\nps x\n```\n";
+        assert_eq!(ES.answered(sheet), BTreeSet::from([12, 13]));
+    }
+
+    #[test]
     fn headings_are_exact() {
-        let sheet = "## P1x\nRespuesta: a\n##P2\nRespuesta: b\n## P 3\nRespuesta: c\n### P4\nRespuesta: d\n";
+        let sheet = "## P1x\nRespuesta: a\n##P2\nRespuesta: b\n## P 3\nRespuesta: c\n### P4\nRespuesta: d\n \
+                     ## P5\nRespuesta: e\n";
+        // `## P1x` heads question 1; the others head none (their text
+        // belongs to question 1's part).
+        assert_eq!(ES.questions(sheet), BTreeSet::from([1]));
+        assert_eq!(ES.answered(sheet), BTreeSet::from([1]));
+    }
+
+    #[test]
+    fn windows_line_ends_change_nothing() {
+        let sheet = "## P1\r\n> ¿Por qué?\r\nRespuesta:\r\n\r\n## P2\r\nRespuesta: sí\r\n";
+        assert_eq!(ES.questions(sheet), BTreeSet::from([1, 2]));
         assert_eq!(ES.answered(sheet), BTreeSet::from([2]));
     }
 

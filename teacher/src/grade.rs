@@ -14,21 +14,30 @@
 //! 4. the checker of this tree (labs/checker, built once at the start)
 //!    runs each of exercises 5, 6 and 7 on its own, with `--json`, each
 //!    within the check's time: a server that hangs or stops the checker
-//!    costs only that exercise of that student.
+//!    costs only that exercise of that student. A checker that did not
+//!    end by itself (killed, stopped, interrupted) is not believed.
 //!
-//! Every process a submission starts is stopped before the next one
-//! (`processes`). When the grader runs as root, the checker and the
-//! student's servers run as an unprivileged user (`nobody` unless told
-//! otherwise): the checker's RLIMIT_NPROC then holds a fork bomb back
-//! (root is exempt from it), and the student's code cannot touch the
-//! teacher's files nor the grader.
+//! Everything a run writes is in a private folder of its own (mkdtemp,
+//! mode 0700), removed at its end; each submission's checker gets a fresh
+//! TMPDIR in it. Every process a submission starts is stopped before the
+//! next one (`processes`).
+//!
+//! The grader runs as root: then the students' code (rustc on their
+//! source, their servers) runs as an unprivileged user (`nobody` unless
+//! told otherwise), in namespaces of its own (`isolation`), with limits.
+//! The builds take the dependencies from a copy of their sources
+//! (`cargo vendor`), the toolchain from where the teacher's is; their
+//! folder is that user's, behind a folder of root's that is closed while
+//! the servers run, so that a server cannot tamper with the next build.
+//! Not as root, it refuses to run unless told `--as-me`: then the
+//! students' code runs with the teacher's own rights.
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -37,6 +46,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tcpechod::support::log::reason;
 
 use crate::answers::SHEETS;
+use crate::isolation::{self, Jail, Limits};
 use crate::json::Json;
 use crate::processes::{self, Ended};
 use crate::submission::{self, Submission};
@@ -48,6 +58,13 @@ pub const EXERCISES: [&str; 3] = ["5", "6", "7"];
 /// The longest the first builds (the checker, the untouched crate, with
 /// their dependencies, maybe downloaded) may take.
 const FIRST_BUILD_TIME: Duration = Duration::from_secs(900);
+/// What a build may take: rustc's memory and file sizes (its CPU time is
+/// the build's time).
+const BUILD_MEMORY: u64 = 4 << 30;
+const BUILD_FILES: u64 = 1 << 30;
+/// What the checker and the servers it starts may take.
+const CHECK_MEMORY: u64 = 2 << 30;
+const CHECK_FILES: u64 = 256 << 20;
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
@@ -60,11 +77,14 @@ pub struct Options {
     pub build_timeout: Duration,
     /// The longest the checker may take on one exercise of one submission.
     pub check_timeout: Duration,
-    /// The user that runs the checker and the servers, when run as root.
+    /// The user that builds and runs the students' code, when run as root.
     pub user: String,
+    /// Run the students' code as the grader's own user (not root).
+    pub as_me: bool,
     /// Where to keep each submission's build output and checker results.
     pub logs: Option<PathBuf>,
-    /// Where cargo builds; a folder of the run, removed at its end, if none.
+    /// Where cargo builds the checker (and, with `as_me`, the
+    /// submissions); a folder of the run, removed at its end, if none.
     pub target_dir: Option<PathBuf>,
     /// Messages in Spanish (the CSV is in English whatever the language).
     pub spanish: bool,
@@ -136,8 +156,9 @@ impl Line {
 
 /// A CSV field, quoted when it must be.
 fn csv_field(text: &str) -> String {
-    // Written as text, never read as a formula by a spreadsheet.
-    let text = match text.starts_with(['=', '+', '-', '@']) {
+    // Written as text, never read as a formula by a spreadsheet (which
+    // also skips a leading tab or carriage return to find one).
+    let text = match text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         true => format!("'{text}"),
         false => text.to_string(),
     };
@@ -162,28 +183,63 @@ pub fn clean_up() {
 /// Grades every submission of `options.folder`, writing the CSV as it
 /// goes; Err when it cannot run at all.
 pub fn run(options: &Options) -> Result<usize, Fatal> {
-    let grader = Grader::new(options)?;
-    let result = grader.grade_all();
+    let grader = Grader::new(options);
+    let result = grader.and_then(|grader| grader.grade_all());
     clean_up();
     result
 }
 
+/// How the students' crate is built: by whom, with which cargo, where.
+struct StudentBuild {
+    /// The cargo that builds it (the toolchain's own, as root).
+    cargo: PathBuf,
+    /// Its whole environment, as root (None: the grader's own).
+    env: Option<Vec<(String, PathBuf)>>,
+    /// Arguments for every build (the vendored sources, as root).
+    args: Vec<String>,
+    target: PathBuf,
+    /// As root: the folder of root's, closed to the user while the
+    /// servers run, around the user's build folder.
+    gate: Option<PathBuf>,
+    /// Where the build runs.
+    home: PathBuf,
+}
+
 /// What a run needs: the teacher's tree, the folder of the run, the
-/// checker, and the user the student's code runs as.
+/// checker, and where the student's code is built and run.
 struct Grader<'a> {
     options: &'a Options,
     /// The top of the teacher's tree (this crate's parent).
     root: PathBuf,
     work: PathBuf,
+    /// The folder only the grader enters: logs, unpacked submissions,
+    /// each checker's TMPDIR.
+    private: PathBuf,
+    /// Where the checker is built.
     target: PathBuf,
     checker: PathBuf,
     /// The copy of the student's crate that builds each submission.
     crate_dir: PathBuf,
-    /// (uid, gid) of the user the checker runs as, when run as root.
-    run_as: Option<(u32, u32)>,
+    /// Where the checker runs: the two binaries and main.rs.
+    run_dir: PathBuf,
+    /// As root: the user, the namespaces.
+    jail: Option<Jail>,
+    build: StudentBuild,
     /// The questions of the answer sheet, by number.
     questions: BTreeSet<u32>,
     cargo: String,
+}
+
+/// Makes `dir` (and its parents) with `mode`.
+fn make_dir(dir: &Path, mode: u32) -> Result<(), Fatal> {
+    let cannot = |err: io::Error| {
+        fatal(
+            format!("no se puede crear {}: {}", dir.display(), reason(&err)),
+            format!("cannot create {}: {}", dir.display(), reason(&err)),
+        )
+    };
+    fs::create_dir_all(dir).map_err(cannot)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(cannot)
 }
 
 impl<'a> Grader<'a> {
@@ -210,61 +266,245 @@ impl<'a> Grader<'a> {
         let questions = fs::read_to_string(root.join(SHEETS[0].file))
             .map(|text| SHEETS[0].questions(&text))
             .unwrap_or_default();
-        let run_as = match nix::unistd::geteuid().is_root() {
-            false => None,
-            true => {
-                let user = &options.user;
-                match nix::unistd::User::from_name(user) {
-                    Ok(Some(u)) if !u.uid.is_root() => Some((u.uid.as_raw(), u.gid.as_raw())),
-                    Ok(Some(_)) => {
-                        return Err(fatal(
-                            format!("--user {user}: debe ser un usuario sin privilegios, no root"),
-                            format!("--user {user}: it must be an unprivileged user, not root"),
-                        ))
-                    }
-                    _ => {
-                        return Err(fatal(
-                            format!("como root, los servidores de los estudiantes se ejecutan como un usuario sin privilegios, y no existe el usuario «{user}»: elige otro con --user"),
-                            format!("as root, the students' servers run as an unprivileged user, and there is no user '{user}': choose one with --user"),
-                        ))
-                    }
-                }
-            }
+        let jail = match options.as_me {
+            true => None,
+            false => Some(Self::jail_for(&options.user)?),
         };
-        let work = std::env::temp_dir().join(format!("tcpechod-grade-{}", std::process::id()));
-        let cannot = |what: &Path, err: io::Error| {
+        // A folder nobody else can guess, made here and nowhere else.
+        let template = std::env::temp_dir().join(format!("tcpechod-grade-{}-XXXXXX", std::process::id()));
+        let work = nix::unistd::mkdtemp(&template).map_err(|errno| {
             fatal(
-                format!("no se puede crear {}: {}", what.display(), reason(&err)),
-                format!("cannot create {}: {}", what.display(), reason(&err)),
+                format!("no se puede crear {}: {}", template.display(), errno.desc()),
+                format!("cannot create {}: {}", template.display(), errno.desc()),
             )
-        };
-        let _ = fs::remove_dir_all(&work);
-        fs::create_dir(&work).map_err(|err| cannot(&work, err))?;
+        })?;
         *WORK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(work.clone());
-        // Readable by the user the checker runs as; writable by it only
-        // in tmp/, where the checker keeps the servers' logs.
-        for dir in [&work, &work.join("bin"), &work.join("crate/src"), &work.join("tmp")] {
-            fs::create_dir_all(dir).map_err(|err| cannot(dir, err))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|err| cannot(dir, err))?;
+        // As root, the user crosses it (to build, to run) without seeing
+        // what it holds.
+        make_dir(&work, if jail.is_some() { 0o711 } else { 0o700 })?;
+        let private = work.join("private");
+        make_dir(&private, 0o700)?;
+        for dir in ["crate/src", "run"] {
+            make_dir(&work.join(dir), 0o755)?;
         }
-        if let Some((uid, gid)) = run_as {
-            let tmp = work.join("tmp");
-            nix::unistd::chown(&tmp, Some(uid.into()), Some(gid.into()))
-                .map_err(|errno| cannot(&tmp, io::Error::from(errno)))?;
-        }
+        make_dir(&work.join("bin"), 0o700)?;
         let target = options.target_dir.clone().unwrap_or_else(|| work.join("target"));
-        fs::create_dir_all(&target).map_err(|err| cannot(&target, err))?;
-        let target = target.canonicalize().map_err(|err| cannot(&target, err))?;
-        Ok(Grader {
+        fs::create_dir_all(&target).map_err(|err| {
+            fatal(
+                format!("no se puede crear {}: {}", target.display(), reason(&err)),
+                format!("cannot create {}: {}", target.display(), reason(&err)),
+            )
+        })?;
+        let target = target.canonicalize().unwrap_or(target);
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let build = StudentBuild {
+            cargo: PathBuf::from(&cargo),
+            env: None,
+            args: Vec::new(),
+            target: target.join("student"),
+            gate: None,
+            home: work.join("crate"),
+        };
+        let mut grader = Grader {
             options,
             checker: work.join("bin/check"),
             crate_dir: work.join("crate"),
+            run_dir: work.join("run"),
             root,
+            private,
             work,
             target,
-            run_as,
+            jail,
+            build,
             questions,
-            cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            cargo,
+        };
+        if grader.jail.is_some() {
+            grader.build = grader.confined_build()?;
+        }
+        Ok(grader)
+    }
+
+    /// The user the students' code runs as, when the grader is root.
+    fn jail_for(user: &str) -> Result<Jail, Fatal> {
+        match nix::unistd::User::from_name(user) {
+            Ok(Some(u)) if !u.uid.is_root() => Ok(Jail::new(u.uid.as_raw(), u.gid.as_raw())),
+            Ok(Some(_)) => Err(fatal(
+                format!("--user {user}: debe ser un usuario sin privilegios, no root"),
+                format!("--user {user}: it must be an unprivileged user, not root"),
+            )),
+            _ => Err(fatal(
+                format!("como root, el código de los estudiantes se ejecuta como un usuario sin privilegios, y no existe el usuario «{user}»: elige otro con --user"),
+                format!("as root, the students' code runs as an unprivileged user, and there is no user '{user}': choose one with --user"),
+            )),
+        }
+    }
+
+    /// As root: the students' builds run as the user, with the toolchain
+    /// the teacher's `rustc` names, the dependencies vendored in the
+    /// folder of the run, in a folder of the user's behind a gate of
+    /// root's; the teacher's tree hidden from them, or refused if that
+    /// cannot be done and the user can read it.
+    fn confined_build(&mut self) -> Result<StudentBuild, Fatal> {
+        let sysroot = self.sysroot()?;
+        let jail = self.jail.as_mut().ok_or_else(|| fatal("", ""))?;
+        let (uid, gid) = (jail.uid, jail.gid);
+        let user = &self.options.user;
+        let tools = match &jail.namespaces {
+            Ok(()) => {
+                let tools = self.work.join("toolchain");
+                make_dir(&tools, 0o755)?;
+                jail.bind_toolchain(&sysroot, &tools);
+                let keys = self.root.join("teacher");
+                let tree = if self.work.starts_with(&self.root) { keys } else { self.root.clone() };
+                let mut hidden = vec![tree, self.options.folder.clone()];
+                hidden.extend(self.options.logs.clone());
+                for folder in hidden.iter().filter_map(|f| f.canonicalize().ok()) {
+                    if folder.is_dir() && !self.work.starts_with(&folder) {
+                        jail.hide(&folder);
+                    }
+                }
+                tools
+            }
+            Err(why) => {
+                let _ = writeln!(
+                    io::stderr(),
+                    "grade: {}",
+                    if self.options.spanish {
+                        format!("aviso: aquí no se pueden crear espacios de nombres ({why}): el código de los estudiantes, como {user}, comparte la red de esta máquina y ve sus ficheros como {user} los ve")
+                    } else {
+                        format!("warning: no namespaces here ({why}): the students' code, as {user}, shares this machine's network and sees its files as {user} does")
+                    }
+                );
+                let teacher = self.root.join("teacher");
+                let keys = ["SOLUCIONES.md", "ANSWER_KEY.md", "solution.patch"];
+                if keys.iter().any(|key| {
+                    jail.user_can(Path::new("test"), &[OsStr::new("-r"), teacher.join(key).as_os_str()])
+                }) {
+                    let teacher = teacher.display();
+                    return Err(fatal(
+                        format!("{user} puede leer {teacher}, y su código (el de los estudiantes) también: ciérralo a los demás (chmod o-rwx {teacher}) y vuelve a ejecutarlo"),
+                        format!("{user} can read {teacher}, and so can the students' code run as {user}: close it to others (chmod o-rwx {teacher}) and run it again"),
+                    ));
+                }
+                if !jail.user_can(&sysroot.join("bin/cargo"), &[OsStr::new("--version")]) {
+                    let sysroot = sysroot.display();
+                    return Err(fatal(
+                        format!("{user} no puede ejecutar Rust ({sysroot}): una carpeta del camino está cerrada a los demás; instálalo donde cualquier usuario lo pueda ejecutar (por ejemplo en /usr/local) o abre el camino (chmod o+x)"),
+                        format!("{user} cannot run Rust ({sysroot}): a folder on the way is closed to others; install it where any user can run it (for example in /usr/local) or open the way (chmod o+x)"),
+                    ));
+                }
+                sysroot
+            }
+        };
+        let vendor = self.work.join("vendor");
+        self.vendor(&vendor)?;
+        let gate = self.work.join("gate");
+        make_dir(&gate, 0o700)?;
+        let home = gate.join("build");
+        for dir in ["", "home", "tmp", "target"] {
+            let dir = home.join(dir);
+            make_dir(&dir, 0o700)?;
+            nix::unistd::chown(&dir, Some(uid.into()), Some(gid.into())).map_err(|errno| {
+                fatal(
+                    format!("no se puede dar {} a {user}: {}", dir.display(), errno.desc()),
+                    format!("cannot give {} to {user}: {}", dir.display(), errno.desc()),
+                )
+            })?;
+        }
+        let path = format!("{}:/usr/local/bin:/usr/bin:/bin", tools.join("bin").display());
+        let env = vec![
+            ("PATH".to_string(), PathBuf::from(path)),
+            ("HOME".into(), home.join("home")),
+            ("CARGO_HOME".into(), home.join("home")),
+            ("RUSTC".into(), tools.join("bin/rustc")),
+            ("TMPDIR".into(), home.join("tmp")),
+            ("LANG".into(), PathBuf::from("C")),
+        ];
+        let args = vec![
+            "--offline".to_string(),
+            "--config".into(),
+            "source.crates-io.replace-with=\"vendored\"".into(),
+            "--config".into(),
+            format!("source.vendored.directory=\"{}\"", vendor.display()),
+        ];
+        Ok(StudentBuild {
+            cargo: tools.join("bin/cargo"),
+            env: Some(env),
+            args,
+            target: home.join("target"),
+            gate: Some(gate),
+            home,
+        })
+    }
+
+    /// The toolchain the teacher's `rustc` runs from (rustup's proxy
+    /// chooses it as for this tree).
+    fn sysroot(&self) -> Result<PathBuf, Fatal> {
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let output = Command::new(&rustc).args(["--print", "sysroot"]).current_dir(&self.root).output();
+        let sysroot = match output {
+            Ok(output) if output.status.success() => {
+                PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_string())
+            }
+            Ok(output) => {
+                let said =
+                    String::from_utf8_lossy(&output.stderr).lines().next().unwrap_or_default().to_string();
+                return Err(fatal(
+                    format!("{rustc} --print sysroot: {said}"),
+                    format!("{rustc} --print sysroot: {said}"),
+                ));
+            }
+            Err(err) => {
+                return Err(fatal(
+                    format!("no se puede ejecutar {rustc}: {}", reason(&err)),
+                    format!("cannot run {rustc}: {}", reason(&err)),
+                ))
+            }
+        };
+        if !sysroot.join("bin/cargo").is_file() {
+            let sysroot = sysroot.display();
+            return Err(fatal(
+                format!("no hay cargo junto a rustc, en {sysroot}/bin"),
+                format!("there is no cargo beside rustc, in {sysroot}/bin"),
+            ));
+        }
+        Ok(sysroot)
+    }
+
+    /// The sources of the student crate's dependencies, copied into
+    /// `vendor` (readable by all): the user builds from them, offline.
+    fn vendor(&self, vendor: &Path) -> Result<(), Fatal> {
+        self.copy_untouched()?;
+        let log = self.private.join("vendor.txt");
+        let manifest = self.crate_dir.join("Cargo.toml");
+        let mut vendored = false;
+        // Offline first: what the teacher's builds fetched is enough.
+        for offline in [true, false] {
+            let mut args = vec!["vendor", "--locked", "--manifest-path", path_str(&manifest)];
+            if offline {
+                args.push("--offline");
+            }
+            args.push(path_str(vendor));
+            if self.finished_ok(self.cargo(&args, &log, FIRST_BUILD_TIME)) {
+                vendored = true;
+                break;
+            }
+        }
+        if !vendored {
+            return Err(fatal(
+                format!(
+                    "no se pueden copiar las dependencias del crate del estudiante (cargo vendor):\n{}",
+                    tail(&log)
+                ),
+                format!("cannot copy the student crate's dependencies (cargo vendor):\n{}", tail(&log)),
+            ));
+        }
+        open_to_all(vendor).map_err(|err| {
+            fatal(
+                format!("no se puede abrir {} a todos: {}", vendor.display(), reason(&err)),
+                format!("cannot open {} to all: {}", vendor.display(), reason(&err)),
+            )
         })
     }
 
@@ -315,7 +555,7 @@ impl<'a> Grader<'a> {
         };
         writeln!(out, "{HEADER}").and_then(|_| out.flush()).map_err(write_failed)?;
         for (n, submission) in submissions.iter().enumerate() {
-            let line = self.grade(submission);
+            let line = self.grade(n, submission);
             writeln!(out, "{}", line.csv()).and_then(|_| out.flush()).map_err(write_failed)?;
             let score = line.passed.iter().filter(|&&p| p).count();
             let (build_es, build_en) = match line.build {
@@ -334,7 +574,8 @@ impl<'a> Grader<'a> {
         Ok(submissions.len())
     }
 
-    /// Runs cargo with `args` (stdout and stderr into `log`) within `limit`.
+    /// Runs the teacher's cargo with `args` (stdout and stderr into
+    /// `log`) within `limit`.
     fn cargo(&self, args: &[&str], log: &Path, limit: Duration) -> io::Result<Ended> {
         let output = File::create(log)?;
         let mut command = Command::new(&self.cargo);
@@ -342,11 +583,11 @@ impl<'a> Grader<'a> {
         processes::run(&mut command, limit)
     }
 
-    /// The checker of this tree, built once, into bin/check.
+    /// The checker of this tree, built once (as the teacher), into bin/check.
     fn build_checker(&self) -> Result<(), Fatal> {
         let manifest = self.root.join("labs/checker/Cargo.toml");
         let target = self.target.join("checker");
-        let log = self.work.join("checker-build.txt");
+        let log = self.private.join("checker-build.txt");
         let args = [
             "build",
             "--release",
@@ -370,20 +611,28 @@ impl<'a> Grader<'a> {
         })
     }
 
-    /// The untouched student crate, copied and built once: what each
-    /// submission is built in, with its dependencies built (and fetched).
-    fn build_untouched(&self) -> Result<(), Fatal> {
+    /// Copies the untouched student crate into the folder of the run
+    /// (readable by all): only its main.rs changes, for each submission.
+    fn copy_untouched(&self) -> Result<(), Fatal> {
         let from = self.root.join("labs/student");
-        let copied = ["Cargo.toml", "Cargo.lock", "src/main.rs"]
-            .iter()
-            .try_for_each(|file| fs::copy(from.join(file), self.crate_dir.join(file)).map(drop));
-        if let Err(err) = copied {
-            return Err(fatal(
+        let copied = ["Cargo.toml", "Cargo.lock", "src/main.rs"].iter().try_for_each(|file| {
+            let to = self.crate_dir.join(file);
+            fs::copy(from.join(file), &to)?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o644))
+        });
+        copied.map_err(|err| {
+            fatal(
                 format!("no se puede copiar labs/student: {}", reason(&err)),
                 format!("cannot copy labs/student: {}", reason(&err)),
-            ));
-        }
-        let log = self.work.join("student-build.txt");
+            )
+        })
+    }
+
+    /// The untouched student crate, built once: its dependencies are
+    /// built (and, not as root, fetched) for every submission.
+    fn build_untouched(&self) -> Result<(), Fatal> {
+        self.copy_untouched()?;
+        let log = self.private.join("student-build.txt");
         let (built, _) = self.build_both(&log, FIRST_BUILD_TIME, false);
         if built != Build::Ok {
             return Err(fatal(
@@ -399,38 +648,99 @@ impl<'a> Grader<'a> {
     }
 
     /// Builds the crate copy with the reaper and without it, within
-    /// `limit` for both; offline after the first build. How it went, and
-    /// whether it was the version without the reaper that did not build.
+    /// `limit` for both, and puts both binaries in the run's folder;
+    /// offline after the first build. How it went, and whether it was the
+    /// version without the reaper that did not build.
     fn build_both(&self, log: &Path, limit: Duration, offline: bool) -> (Build, bool) {
+        let build = &self.build;
+        // A binary of the last submission must never pass for this one's.
+        for binary in ["TCPechod", "TCPechod-noreaper"] {
+            let _ = fs::remove_file(self.run_dir.join(binary));
+        }
+        // Open to the user while it builds; closed again whatever happens.
+        struct Gate<'g>(Option<&'g Path>);
+        impl Drop for Gate<'_> {
+            fn drop(&mut self) {
+                if let Some(gate) = self.0 {
+                    let _ = fs::set_permissions(gate, fs::Permissions::from_mode(0o700));
+                }
+            }
+        }
+        let gate = Gate(build.gate.as_deref());
+        if let Some(gate) = gate.0 {
+            if let Err(err) = fs::set_permissions(gate, fs::Permissions::from_mode(0o711)) {
+                let _ = fs::write(log, format!("error: cannot open {}: {}\n", gate.display(), reason(&err)));
+                return (Build::Failed, false);
+            }
+        }
         let manifest = self.crate_dir.join("Cargo.toml");
         let deadline = Instant::now() + limit;
         for (noreaper, variant, extra) in
-            [(false, "student", None), (true, "student-noreaper", Some("--no-default-features"))]
+            [(false, "TCPechod", None), (true, "TCPechod-noreaper", Some("--no-default-features"))]
         {
-            let target = self.target.join(variant);
-            // A binary of the last submission must never pass for this one's.
-            let _ = fs::remove_file(target.join("release/TCPechod"));
+            let built = build.target.join("release/TCPechod");
+            let _ = fs::remove_file(&built);
             let mut args = vec!["build", "--release", "--locked", "--manifest-path", path_str(&manifest)];
-            args.extend(["--target-dir", path_str(&target)]);
+            args.extend(["--target-dir", path_str(&build.target)]);
             args.extend(extra);
-            if offline {
+            if offline && build.env.is_none() {
                 args.push("--offline");
             }
+            args.extend(build.args.iter().map(String::as_str));
             let part = log.with_extension(format!("{variant}.txt"));
             let left = deadline.saturating_duration_since(Instant::now());
-            let ended = self.cargo(&args, &part, left);
+            let ended = self.student_cargo(&args, &part, left);
             append(log, &part);
             match ended {
                 Ok(Ended::Finished(status)) if status.success() => {}
                 Ok(Ended::TimedOut) => return (Build::Timeout, noreaper),
                 _ => return (Build::Failed, noreaper),
             }
+            // A regular file, made by this build (no link is followed).
+            let made = fs::symlink_metadata(&built).is_ok_and(|m| m.is_file());
+            if !made || copy_executable(&built, &self.run_dir.join(variant)).is_err() {
+                return (Build::Failed, noreaper);
+            }
         }
         (Build::Ok, false)
     }
 
-    /// Grades one submission: its line of the CSV.
-    fn grade(&self, submission: &Submission) -> Line {
+    /// Runs cargo on the student's crate: as the user, in the jail, as
+    /// root; as the grader, not.
+    fn student_cargo(&self, args: &[&str], log: &Path, limit: Duration) -> io::Result<Ended> {
+        let output = File::create(log)?;
+        let build = &self.build;
+        let mut command = Command::new(&build.cargo);
+        command
+            .args(args)
+            .current_dir(&build.home)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output);
+        let limits = Limits { memory: BUILD_MEMORY, cpu: limit.as_secs().max(1), file: BUILD_FILES };
+        if let Some(env) = &build.env {
+            command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        }
+        match &self.jail {
+            Some(jail) => jail.confine(&mut command, limits, true),
+            None => isolation::limit(&mut command, limits),
+        }
+        processes::run(&mut command, limit)
+    }
+
+    /// Grades the `n`th submission: its line of the CSV. What it leaves
+    /// (processes, files of the user, its TMPDIR) is gone after.
+    fn grade(&self, n: usize, submission: &Submission) -> Line {
+        let before = self.jail.as_ref().map(Jail::snapshot);
+        let line = self.grade_one(n, submission);
+        processes::stop_descendants();
+        if let (Some(jail), Some(before)) = (&self.jail, &before) {
+            jail.clean(before);
+        }
+        line
+    }
+
+    fn grade_one(&self, n: usize, submission: &Submission) -> Line {
         let started = Instant::now();
         let mut line = Line {
             student: submission.student.clone(),
@@ -441,7 +751,7 @@ impl<'a> Grader<'a> {
             seconds: 0.0,
             notes: Vec::new(),
         };
-        let scratch = self.work.join("unpacked");
+        let scratch = self.private.join("unpacked");
         let _ = fs::remove_dir_all(&scratch);
         let opened = fs::create_dir(&scratch).map_err(|err| format!("cannot unpack it: {}", reason(&err)));
         let files = opened.and_then(|()| submission::open(submission, &scratch));
@@ -464,7 +774,7 @@ impl<'a> Grader<'a> {
             line.notes.push("no answer sheet".into());
         }
 
-        let build_log = self.work.join("build.txt");
+        let build_log = self.private.join("build.txt");
         let _ = fs::remove_file(&build_log);
         let (build, noreaper) = match write_source(&self.crate_dir.join("src/main.rs"), &files.main_rs) {
             Ok(()) => self.build_both(&build_log, self.options.build_timeout, true),
@@ -476,7 +786,7 @@ impl<'a> Grader<'a> {
         line.build = build;
         let without = if noreaper { " without the reaper feature" } else { "" };
         match line.build {
-            Build::Ok => self.check(&files.main_rs, &mut line),
+            Build::Ok => self.check(n, &files.main_rs, &mut line),
             Build::Timeout => line.notes.push(format!(
                 "build{without}: longer than {} s in all",
                 self.options.build_timeout.as_secs()
@@ -488,76 +798,68 @@ impl<'a> Grader<'a> {
         line
     }
 
-    /// Runs the checker on each exercise of a built submission.
-    fn check(&self, main_rs: &[u8], line: &mut Line) {
-        let run = self.work.join("run");
-        let _ = fs::remove_dir_all(&run);
-        let ready = fs::create_dir(&run)
-            .and_then(|()| fs::set_permissions(&run, fs::Permissions::from_mode(0o755)))
-            .and_then(|()| {
-                copy_executable(&self.target.join("student/release/TCPechod"), &run.join("TCPechod"))
-            })
-            .and_then(|()| {
-                let noreaper = self.target.join("student-noreaper/release/TCPechod");
-                copy_executable(&noreaper, &run.join("TCPechod-noreaper"))
-            })
-            .and_then(|()| fs::write(run.join("main.rs"), main_rs))
-            .and_then(|()| fs::set_permissions(run.join("main.rs"), fs::Permissions::from_mode(0o644)));
+    /// Runs the checker on each exercise of a built submission, with a
+    /// TMPDIR of the submission's own, removed after.
+    fn check(&self, n: usize, main_rs: &[u8], line: &mut Line) {
+        let source = self.run_dir.join("main.rs");
+        let ready = fs::write(&source, main_rs)
+            .and_then(|()| fs::set_permissions(&source, fs::Permissions::from_mode(0o644)));
         if let Err(err) = ready {
             line.notes.push(format!("cannot prepare the run: {}", reason(&err)));
             return;
         }
+        let tmp = self.private.join(format!("tmp-{n}"));
+        if let Err(err) = make_dir(&tmp, 0o700) {
+            line.notes.push(format!("cannot prepare the run: {}", err.en));
+            return;
+        }
         for (i, exercise) in EXERCISES.iter().enumerate() {
-            let (passed, note) = self.check_one(&run, exercise, &line.student);
+            let (passed, note) = self.check_one(exercise, &line.student, &tmp);
             line.passed[i] = passed;
             line.notes.extend(note);
         }
+        let _ = fs::remove_dir_all(&tmp);
     }
 
     /// One exercise: whether it passed, and why not.
-    fn check_one(&self, run: &Path, exercise: &str, student: &str) -> (bool, Option<String>) {
-        let (json, errors) = (self.work.join("check.json"), self.work.join("check.err"));
+    fn check_one(&self, exercise: &str, student: &str, tmp: &Path) -> (bool, Option<String>) {
+        let (json, errors) = (self.private.join("check.json"), self.private.join("check.err"));
         let files = File::create(&json).and_then(|out| Ok((out, File::create(&errors)?)));
         let Ok((out, err)) = files else {
             return (false, Some(format!("ex{exercise}: cannot run the checker")));
         };
         let mut command = Command::new(&self.checker);
+        command.args([
+            "--json",
+            "--server",
+            "./TCPechod",
+            "--noreaper",
+            "./TCPechod-noreaper",
+            "--source",
+            "main.rs",
+        ]);
+        if let Some(jail) = &self.jail {
+            command.args(["--run-as", &format!("{}:{}", jail.uid, jail.gid)]);
+        }
         command
-            .args([
-                "--json",
-                "--server",
-                "./TCPechod",
-                "--noreaper",
-                "./TCPechod-noreaper",
-                "--source",
-                "main.rs",
-            ])
             .arg(exercise)
-            .current_dir(run)
+            .current_dir(&self.run_dir)
             // Nothing of the teacher's environment reaches the student's code.
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("LANG", "C")
-            .env("TMPDIR", self.work.join("tmp"))
+            .env("TMPDIR", tmp)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        if let Some((uid, gid)) = self.run_as {
-            command.uid(uid).gid(gid);
-        }
-        // SAFETY: setrlimit is a system call, async-signal-safe; it only
-        // lowers this process's limits. No core dumps, no huge files, no
-        // address space beyond what a server of the lab needs.
-        unsafe {
-            command.pre_exec(|| {
-                use nix::sys::resource::{setrlimit, Resource};
-                setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
-                setrlimit(Resource::RLIMIT_FSIZE, 256 << 20, 256 << 20)?;
-                setrlimit(Resource::RLIMIT_AS, 2 << 30, 2 << 30)?;
-                Ok(())
-            });
-        }
         let limit = self.options.check_timeout;
+        let limits = Limits { memory: CHECK_MEMORY, cpu: limit.as_secs().max(1), file: CHECK_FILES };
+        match &self.jail {
+            // The checker as root, in the namespaces; it starts the
+            // servers as the user.
+            Some(jail) => jail.confine(&mut command, limits, false),
+            None => isolation::limit(&mut command, limits),
+        }
         let ended = processes::run(&mut command, limit);
         self.keep_log(student, &format!("check{exercise}.json"), &json);
         self.keep_log(student, &format!("check{exercise}.err"), &errors);
@@ -573,6 +875,17 @@ impl<'a> Grader<'a> {
                 return (false, Some(format!("ex{exercise}: cannot run the checker: {}", reason(&err))))
             }
         };
+        // Only a checker that ended by itself (0: passed, 1: failed) is
+        // believed: one killed or interrupted by what it checks says
+        // nothing, whatever it printed.
+        if !matches!(status.code(), Some(0 | 1)) {
+            let said = fs::read_to_string(&errors).unwrap_or_default();
+            let said = said.lines().next().map(|l| format!(": {l}")).unwrap_or_default();
+            return (
+                false,
+                Some(format!("ex{exercise}: the checker did not end by itself ({status}){said}")),
+            );
+        }
         let text = fs::read_to_string(&json).unwrap_or_default();
         let result = match Json::parse(&text) {
             Ok(result) => result,
@@ -613,6 +926,20 @@ impl<'a> Grader<'a> {
             let _ = fs::copy(file, logs.join(format!("{safe}.{name}")));
         }
     }
+}
+
+/// Opens a tree to all users, for reading: folders 0755, files 0644.
+fn open_to_all(top: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(top)?;
+    if meta.is_dir() {
+        fs::set_permissions(top, fs::Permissions::from_mode(0o755))?;
+        for entry in fs::read_dir(top)? {
+            open_to_all(&entry?.path())?;
+        }
+    } else if meta.is_file() {
+        fs::set_permissions(top, fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(())
 }
 
 /// Writes the student's main.rs, dated a second ahead: newer than any

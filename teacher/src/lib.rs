@@ -12,6 +12,7 @@
 
 pub mod answers;
 pub mod grade;
+pub mod isolation;
 pub mod json;
 pub mod processes;
 pub mod submission;

@@ -184,16 +184,23 @@ fn shown(top: &Path, path: &Path) -> String {
     path.strip_prefix(top).unwrap_or(path).display().to_string()
 }
 
+/// What a tarball that cannot be read is refused as (then why).
+const UNREADABLE: &str = "not a readable tarball";
+
 /// Unpacks the tarball `from` (gzip-compressed or not) into `to`, an
-/// empty folder: regular files and folders only, all under `to`.
+/// empty folder: regular files and folders only, all under `to`. A
+/// tarball that is empty, cut short or damaged is refused as such.
 pub fn unpack(from: &Path, to: &Path) -> Result<(), String> {
     let mut file = File::open(from).map_err(|err| format!("cannot open the tarball: {}", reason(&err)))?;
     let mut magic = [0u8; 2];
     let gzipped = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
     drop(file);
     let file = File::open(from).map_err(|err| format!("cannot open the tarball: {}", reason(&err)))?;
+    if file.metadata().is_ok_and(|m| m.len() == 0) {
+        return Err(format!("{UNREADABLE}: the file is empty"));
+    }
     if !gzipped {
-        return Archive::new(file).unpack(to);
+        return Archive::new(file).unpack(to).and_then(holds_something);
     }
     let mut gzip = Command::new("gzip")
         .arg("-dc")
@@ -206,14 +213,40 @@ pub fn unpack(from: &Path, to: &Path) -> Result<(), String> {
         Some(out) => Archive::new(out).unpack(to),
         None => Err("cannot read gzip's output".into()),
     };
-    // Whatever is left unread is not wanted.
+    // Where its output ended, gzip stops by itself, and says whether the
+    // file was whole; anywhere else, what is left unread is not wanted.
+    if matches!(result, Ok(Ended::Cut(_))) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while gzip.try_wait().is_ok_and(|s| s.is_none()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
     let _ = gzip.kill();
     let status = gzip.wait();
+    let failed = status.is_ok_and(|s| s.code().is_some_and(|code| code != 0));
     match result {
-        Err(why) if status.is_ok_and(|s| !s.success()) && why.contains("not a tar") => {
-            Err("not a readable .tar.gz (gzip could not decompress it)".into())
-        }
+        Ok(Ended::Marked) => Ok(Ended::Marked),
+        _ if failed => Err(format!("{UNREADABLE}: gzip could not decompress it (cut short, or damaged)")),
         other => other,
+    }
+    .and_then(holds_something)
+}
+
+/// How a tar stream ended: at its end mark (a zero block), or where the
+/// input did.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Marked,
+    /// The input ended between entries, after this many.
+    Cut(usize),
+}
+
+/// A stream that ended between entries is taken if it held some: GNU tar
+/// reads it too.
+fn holds_something(ended: Ended) -> Result<(), String> {
+    match ended {
+        Ended::Cut(0) => Err(format!("{UNREADABLE}: it holds nothing")),
+        _ => Ok(()),
     }
 }
 
@@ -229,20 +262,20 @@ impl<R: Read> Archive<R> {
         Archive { input: input.take(MAX_UNPACKED + (MAX_ENTRIES as u64 + 2) * 1024), unpacked: 0 }
     }
 
-    fn unpack(mut self, to: &Path) -> Result<(), String> {
+    fn unpack(mut self, to: &Path) -> Result<Ended, String> {
         let mut long_name: Option<String> = None;
         let mut pax_path: Option<String> = None;
-        for _ in 0..MAX_ENTRIES * 2 {
+        for entries in 0..MAX_ENTRIES * 2 {
             let mut header = [0u8; 512];
             match self.block(&mut header)? {
-                false => return Ok(()), // the end, without the two zero blocks
-                true if header.iter().all(|&b| b == 0) => return Ok(()),
+                false => return Ok(Ended::Cut(entries)), // without the zero blocks
+                true if header.iter().all(|&b| b == 0) => return Ok(Ended::Marked),
                 true => {}
             }
             if !checksum_ok(&header) {
-                return Err("not a tar archive (a header's checksum is wrong)".into());
+                return Err(format!("{UNREADABLE}: a header's checksum is wrong"));
             }
-            let size = octal(&header[124..136]).ok_or("not a tar archive (a size is unreadable)")?;
+            let size = octal(&header[124..136]).ok_or(format!("{UNREADABLE}: a size is unreadable"))?;
             // Headers about the next entry: GNU's long name, pax records.
             match header[156] {
                 b'L' => long_name = Some(self.small(size)?.trim_end_matches('\0').to_string()),
@@ -291,8 +324,11 @@ impl<R: Read> Archive<R> {
         let mut filled = 0;
         while filled < block.len() {
             match self.input.read(&mut block[filled..]) {
-                Ok(0) if filled == 0 => return Ok(false),
-                Ok(0) => return Err("the tarball is cut short, or too big".into()),
+                Ok(0) if filled == 0 && self.input.limit() > 0 => return Ok(false),
+                Ok(0) if self.input.limit() == 0 => {
+                    return Err(format!("it unpacks to more than {} MiB", MAX_UNPACKED >> 20))
+                }
+                Ok(0) => return Err(format!("{UNREADABLE}: it is cut short, or too big")),
                 Ok(n) => filled += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(format!("cannot read the tarball: {}", reason(&err))),
@@ -308,7 +344,7 @@ impl<R: Read> Archive<R> {
         let mut block = [0u8; 512];
         while left > 0 {
             if !self.block(&mut block)? {
-                return Err("the tarball is cut short, or too big".into());
+                return Err(format!("{UNREADABLE}: it is cut short, or too big"));
             }
             let used = left.min(512) as usize;
             sink(&block[..used])?;

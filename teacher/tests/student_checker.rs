@@ -44,25 +44,36 @@ impl Drop for Crate {
 /// A copy of labs/student with the reference solution applied, then each
 /// `(old, new)` of `edits` (`old` must be there, once), built with make.
 fn solution_with(name: &str, edits: &[(&str, &str)]) -> Crate {
-    let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
-    let root = std::env::temp_dir().join(format!("tcpechod-checker-{}-{name}-{stamp}", std::process::id()));
-    build_at(root, name, edits)
+    build_at(scratch_root(name), name, true, edits)
 }
 
-/// [`solution_with`], at `root` (replaced if it is there).
-fn build_at(root: PathBuf, name: &str, edits: &[(&str, &str)]) -> Crate {
+/// The same with the untouched skeleton (exercises 5 to 7 not done).
+fn skeleton_with(name: &str, edits: &[(&str, &str)]) -> Crate {
+    build_at(scratch_root(name), name, false, edits)
+}
+
+fn scratch_root(name: &str) -> PathBuf {
+    let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    std::env::temp_dir().join(format!("tcpechod-checker-{}-{name}-{stamp}", std::process::id()))
+}
+
+/// A copy of labs/student at `root` (replaced if it is there), `solved`
+/// or not, with `edits`, built with make.
+fn build_at(root: PathBuf, name: &str, solved: bool, edits: &[(&str, &str)]) -> Crate {
     let _one_build = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let _ = fs::remove_dir_all(&root);
     let dir = root.join("labs/student");
     copy_student_crate(&dir);
-    let patch = repo_root().join("teacher/solution.patch");
-    let applied = Command::new("git")
-        .args(["apply", "-p1"])
-        .arg(&patch)
-        .current_dir(&root)
-        .output()
-        .expect("git apply");
-    assert!(applied.status.success(), "git apply: {}", String::from_utf8_lossy(&applied.stderr));
+    if solved {
+        let patch = repo_root().join("teacher/solution.patch");
+        let applied = Command::new("git")
+            .args(["apply", "-p1"])
+            .arg(&patch)
+            .current_dir(&root)
+            .output()
+            .expect("git apply");
+        assert!(applied.status.success(), "git apply: {}", String::from_utf8_lossy(&applied.stderr));
+    }
     let main = dir.join("src/main.rs");
     let mut source = fs::read_to_string(&main).unwrap();
     for (old, new) in edits {
@@ -97,7 +108,7 @@ fn build_at(root: PathBuf, name: &str, edits: &[(&str, &str)]) -> Crate {
 fn solution() -> &'static Path {
     static SOLVED: OnceLock<Crate> = OnceLock::new();
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("student-checker-solution");
-    &SOLVED.get_or_init(|| build_at(root, "solution", &[])).dir
+    &SOLVED.get_or_init(|| build_at(root, "solution", true, &[])).dir
 }
 
 /// A running `./check`, in a process group of its own (as a shell puts a
@@ -111,7 +122,14 @@ struct Checker {
 
 impl Checker {
     fn start(dir: &Path, lang: &str, args: &[&str]) -> Checker {
-        let mut child = Command::new("./check")
+        Checker::start_with(dir, lang, args, |_| {})
+    }
+
+    /// [`Checker::start`], with `setup` done on the command first.
+    fn start_with(dir: &Path, lang: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Checker {
+        let mut command = Command::new("./check");
+        setup(&mut command);
+        let mut child = command
             .args(args)
             .current_dir(dir)
             .env("LANG", lang)
@@ -403,6 +421,357 @@ fn a_handler_that_only_takes_note_passes_exercise_7_whatever_its_comments_and_la
 }
 
 #[test]
+fn a_reaper_left_empty_with_sa_nocldwait_fails_exercise_5() {
+    // The kernel collects the children (no zombies), and the reaper does
+    // nothing: named in the source, and seen at run time.
+    let cheat = solution_with(
+        "nocldwait",
+        &[
+            (REAPER_LOOP, "    let _ = &mut status;\n"),
+            (INSTALL_REAPER, "set_handler(Signal::SIGCHLD, SigHandler::Handler(reaper), SaFlags::SA_RESTART | SaFlags::SA_NOCLDWAIT);"),
+        ],
+    );
+    assert_caught(
+        &cheat,
+        "5",
+        &["uses SA_NOCLDWAIT (line ", "the kernel collects the children itself"],
+        &["usa SA_NOCLDWAIT (línea ", "el núcleo recoge a los hijos por su cuenta"],
+    );
+    let output = check(&cheat.dir, "C", &["5"]);
+    assert_fails(
+        &output,
+        false,
+        "Exercise 5:",
+        &["a child that ends while its parent is stopped (SIGSTOP) vanishes without becoming a zombie"],
+    );
+    // By number, where no look at the source can see it: the run does.
+    let hidden = solution_with(
+        "nocldwait-by-number",
+        &[
+            (REAPER_LOOP, "    let _ = &mut status;\n"),
+            (
+                INSTALL_REAPER,
+                "set_handler(Signal::SIGCHLD, SigHandler::Handler(reaper), SaFlags::from_bits_truncate(0x10000002));",
+            ),
+        ],
+    );
+    assert_caught(
+        &hidden,
+        "5",
+        &["vanishes without becoming a zombie: the kernel collects it"],
+        &["desaparece sin quedar zombi: lo recoge el núcleo"],
+    );
+}
+
+#[test]
+fn collecting_from_the_loop_fails_exercise_5() {
+    // An empty reaper: the loop collects once poll fails with EINTR.
+    const EINTR_ARM: &str = "Err(Errno::EINTR) => continue,";
+    const COLLECT: &str = "Err(Errno::EINTR) => {
+                let mut st = 0;
+                // SAFETY: waitpid, from the loop.
+                while unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) } > 0 {}
+                continue;
+            }";
+    let empty =
+        solution_with("loop-collects", &[(REAPER_LOOP, "    let _ = &mut status;\n"), (EINTR_ARM, COLLECT)]);
+    assert_caught(
+        &empty,
+        "5",
+        &["reaper() (src/main.rs) never calls waitpid: the SIGCHLD handler is the one that collects the children"],
+        &["reaper() (src/main.rs) no llama a waitpid: el manejador de SIGCHLD es quien recoge a los hijos"],
+    );
+    // The reaper collects, and so does the loop.
+    let both = solution_with("both-collect", &[(EINTR_ARM, COLLECT)]);
+    assert_caught(
+        &both,
+        "5",
+        &["waitpid (line ", ", in main()) collects children outside the reaper"],
+        &["waitpid (línea ", ", en main()) recoge hijos fuera del reaper"],
+    );
+    // One waitpid, no loop: one SIGCHLD may stand for several children.
+    let once = solution_with(
+        "waitpid-once",
+        &[(REAPER_LOOP, "    let _ = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };\n")],
+    );
+    assert_caught(
+        &once,
+        "5",
+        &["reaper() (src/main.rs) calls waitpid (line ", "once, outside a loop: signals are not queued"],
+        &["reaper() (src/main.rs) llama a waitpid (línea ", "una sola vez, fuera de un bucle"],
+    );
+}
+
+#[test]
+fn a_reaper_in_nix_words_passes_exercise_5() {
+    // nix's waitpid in a `while let`, and a loop with a `match`: both
+    // collect in a loop, both only in the reaper.
+    for (name, body) in [
+        (
+            "nix-while-let",
+            "    let _ = &mut status;
+    while let Ok(nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..)) =
+        nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+    {}
+",
+        ),
+        (
+            "loop-match",
+            "    loop {
+        // SAFETY: waitpid is async-signal-safe.
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+            0 | -1 => break,
+            _ => {}
+        }
+    }
+",
+        ),
+    ] {
+        let solved = solution_with(name, &[(REAPER_LOOP, body)]);
+        let output = check(&solved.dir, "C", &["5"]);
+        let report = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{name}: {report}");
+        assert!(report.contains("[OK]   reaper() collects the children with waitpid, in a loop"), "{report}");
+    }
+}
+
+#[test]
+fn a_sigpipe_handler_that_logs_fails_exercise_6() {
+    let cheat = solution_with(
+        "sigpipe-logs",
+        &[(
+            "    SIGPIPE_COUNT.fetch_add(1, Ordering::SeqCst);\n",
+            "    SIGPIPE_COUNT.fetch_add(1, Ordering::SeqCst);\n    log(\"SIGPIPE\");\n",
+        )],
+    );
+    assert_caught(
+        &cheat,
+        "6",
+        &["count_sigpipe() (src/main.rs) calls format! (line ", ", in log())", "it is not async-signal-safe"],
+        &["count_sigpipe() (src/main.rs) llama a format! (línea ", "no es segura para señales"],
+    );
+}
+
+#[test]
+fn a_store_method_of_the_students_own_type_is_read_in_exercise_7() {
+    // `.store()` of a type of the file, whose `store` says the line and
+    // ends the process.
+    let cheat = solution_with(
+        "own-store",
+        &[
+            (
+                "/// Whether this process is a child (for the log).",
+                "struct Flag;
+impl Flag {
+    fn store(&self, _v: bool, _o: Ordering) {
+        let line = b\"closed msock (fd 3)\\n\";
+        // SAFETY: write and _exit are async-signal-safe.
+        unsafe {
+            libc::write(2, line.as_ptr().cast(), line.len());
+            libc::_exit(0);
+        }
+    }
+}
+static STOPPED: Flag = Flag;
+/// Whether this process is a child (for the log).",
+            ),
+            (ON_SIGTERM, "    STOPPED.store(true, Ordering::SeqCst);\n"),
+        ],
+    );
+    assert_caught(
+        &cheat,
+        "7",
+        &[
+            "on_sigterm() (src/main.rs) calls _exit (line ",
+            ", in store())",
+            "it ends the process from inside the handler",
+        ],
+        &["on_sigterm() (src/main.rs) llama a _exit (línea ", ", en store())"],
+    );
+}
+
+#[test]
+fn a_handler_installed_by_number_is_read_in_exercise_7() {
+    // No statement names SIGTERM: the handler is found as an extern "C"
+    // function, and on_sigterm(), clean, is not all that is read.
+    let cheat = solution_with(
+        "by-number",
+        &[
+            (
+                "/// Installs `handler` for `sig` with sigaction(2).",
+                "extern \"C\" fn quit(_sig: libc::c_int) {
+    log(&format!(\"closed msock (fd 3)\"));
+    std::process::exit(0);
+}
+
+/// Installs `handler` for `sig` with sigaction(2).",
+            ),
+            (
+                "set_handler(Signal::SIGTERM, SigHandler::Handler(on_sigterm), SaFlags::empty());",
+                "// SAFETY: installing a handler.
+    unsafe { libc::signal(15, quit as libc::sighandler_t) };",
+            ),
+        ],
+    );
+    assert_caught(
+        &cheat,
+        "7",
+        &["quit() (src/main.rs) calls exit (line ", "format! (line "],
+        &["quit() (src/main.rs) llama a exit (línea "],
+    );
+}
+
+#[test]
+fn a_handler_that_calls_through_a_pointer_or_drops_a_value_of_its_own_fails_exercise_7() {
+    let cheat = solution_with(
+        "pointer-and-drop",
+        &[
+            (
+                "/// Whether this process is a child (for the log).",
+                "struct Bye;
+impl Drop for Bye {
+    fn drop(&mut self) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(0) }
+    }
+}
+static QUIT: [fn(i32) -> !; 1] = [exit];
+/// Whether this process is a child (for the log).",
+            ),
+            (ON_SIGTERM, "    let _bye = Bye;\n    if STOP.swap(true, Ordering::SeqCst) {\n        QUIT[0](0);\n    }\n"),
+        ],
+    );
+    assert_caught(
+        &cheat,
+        "7",
+        &["calls _exit (line ", ", in Bye::drop())", "a function through a pointer (line "],
+        &["llama a _exit (línea ", ", en Bye::drop())", "una función a través de un puntero (línea "],
+    );
+}
+
+/// A server that, at its start, takes the checker's standard output
+/// (pidfd_getfd) to write there, opens it through /proc/PID/fd, and
+/// traces the checker (ptrace): what it managed to do, in the file
+/// `TAKEOVER_MARK` names.
+const TAKEOVER: &str = "fn takeover() {
+    let mark = std::env::var(\"TAKEOVER_MARK\").unwrap_or_default();
+    let mut done = String::new();
+    // SAFETY: system calls on the parent, the checker.
+    unsafe {
+        let checker = libc::getppid();
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, checker, 0) as i32;
+        let out = libc::syscall(libc::SYS_pidfd_getfd, pidfd, 1, 0) as i32;
+        if out >= 0 {
+            done.push_str(\"pidfd_getfd \");
+            let forged = b\"FORGED\\n\";
+            libc::write(out, forged.as_ptr().cast(), forged.len());
+        }
+        if std::fs::read_link(format!(\"/proc/{checker}/fd/1\")).is_ok() {
+            done.push_str(\"/proc/PID/fd \");
+        }
+        if libc::ptrace(libc::PTRACE_ATTACH, checker, 0 as libc::c_long, 0 as libc::c_long) == 0 {
+            done.push_str(\"ptrace \");
+            let mut status = 0;
+            libc::waitpid(checker, &mut status, libc::__WALL);
+            libc::ptrace(libc::PTRACE_DETACH, checker, 0 as libc::c_long, 0 as libc::c_long);
+        }
+    }
+    let _ = std::fs::write(mark, done);
+}
+
+/// Says what failed, in one line, and exits 1.";
+
+#[test]
+fn a_server_cannot_take_the_checker_over() {
+    // The untouched skeleton, plus an attack at its start. The checker
+    // runs as an ordinary user (nobody, if the test is root: root may
+    // trace anything), as the server does.
+    let cheat = skeleton_with(
+        "takeover",
+        &[
+            (
+                "    let port = port_from_arguments();",
+                "    takeover();\n    let port = port_from_arguments();",
+            ),
+            ("/// Says what failed, in one line, and exits 1.", TAKEOVER),
+        ],
+    );
+    let marks = cheat.root.join("marks");
+    fs::create_dir(&marks).unwrap();
+    fs::set_permissions(&marks, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mark = marks.join("done");
+    let output = Checker::start_with(&cheat.dir, "C", &["--json", "5"], |command| {
+        command.env("TAKEOVER_MARK", &mark);
+        if is_root() {
+            command.uid(65534).gid(65534);
+        }
+    })
+    .finish();
+    let done = fs::read_to_string(&mark).unwrap_or_default();
+    assert_eq!(done, "", "what the server managed to do to the checker");
+    assert!(!text(&output).contains("FORGED"), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}{}", text(&output), stderr_text(&output));
+    let result = Json::parse(&text(&output)).expect("the checker's JSON");
+    assert_eq!(result.at("score"), &Json::Number(0.0), "{}", text(&output));
+}
+
+#[test]
+fn links_planted_in_tmpdir_redirect_nothing() {
+    // Another user's links, where the checker once put its logs
+    // (TMPDIR/tcpechod-check-PID-N.log), for the next few thousand PIDs.
+    let scratch = scratch_root("planted");
+    let tmp = scratch.join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let victim = scratch.join("victim.txt");
+    fs::write(&victim, "precious\n").unwrap();
+    let next: u32 = fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or(std::process::id());
+    for pid in next..next + 3000 {
+        for n in 0..3 {
+            std::os::unix::fs::symlink(&victim, tmp.join(format!("tcpechod-check-{pid}-{n}.log"))).unwrap();
+        }
+    }
+    let planted = fs::read_dir(&tmp).unwrap().count();
+    let output = Checker::start_with(solution(), "C", &["1"], |command| {
+        command.env("TMPDIR", &tmp);
+    })
+    .finish();
+    let victim_now = fs::read_to_string(&victim).unwrap();
+    let left = fs::read_dir(&tmp).unwrap().count();
+    let _ = fs::remove_dir_all(&scratch);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(victim_now, "precious\n", "the file a link points to is untouched");
+    assert_eq!(left, planted, "the checker's own folder is gone");
+}
+
+#[test]
+fn a_tmpdir_it_cannot_write_in_is_named_as_the_cause() {
+    for (lang, seen, expected) in [
+        (
+            "C",
+            "[FAIL] the checker cannot keep what ./TCPechod writes: /nonexistent/tmp: No such file or directory",
+            "expected: a temporary folder the checker can write in (TMPDIR, or /tmp)",
+        ),
+        (
+            "es_ES.UTF-8",
+            "[MAL]  el comprobador no puede guardar lo que escribe ./TCPechod: /nonexistent/tmp:",
+            "se esperaba: una carpeta temporal en la que el comprobador pueda escribir (TMPDIR, o /tmp)",
+        ),
+    ] {
+        let output = Checker::start_with(solution(), lang, &["1"], |command| {
+            command.env("TMPDIR", "/nonexistent/tmp");
+        })
+        .finish();
+        let report = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{report}");
+        assert!(report.contains(seen), "{report}");
+        assert!(report.contains(expected), "{report}");
+    }
+}
+
+#[test]
 fn a_constant_sigpipe_count_fails_exercise_6() {
     // A fixed number: right for at most one of two children sent
     // different numbers of SIGPIPEs.
@@ -620,11 +989,15 @@ fn the_solution_scores_3_of_3_in_text_and_in_json() {
             vec![
                 "no-zombies",
                 "sigchld-handler",
+                "reaper-collects-in-a-loop",
                 "parent-idle-while-a-child-lives",
                 "noreaper-leaves-zombies",
             ],
         ),
-        ("6", vec!["sigpipe-handler", "child-survives-sigpipe", "sigpipe-count"]),
+        (
+            "6",
+            vec!["sigpipe-handler", "child-survives-sigpipe", "sigpipe-count", "sigpipe-handler-only-counts"],
+        ),
         (
             "7",
             vec![

@@ -5,11 +5,16 @@
 //! teacher/grade [OPTIONS] FOLDER > grades.csv
 //! ```
 //!
+//! Run it as root: the students' code then runs as an unprivileged user
+//! (`--user`), in namespaces of its own. Not as root it refuses, unless
+//! told `--as-me`.
+//!
 //! Exit status: 0 when every submission was graded (whatever its grade);
-//! 1 when grading could not run (no such folder, the checker or the
-//! untouched student crate does not build, the CSV cannot be written); 2
-//! for a usage error; 130, 143 or 129 when SIGINT, SIGTERM or SIGHUP
-//! stopped it, after it stopped every process it had started.
+//! 1 when grading could not run (not root without `--as-me`, no such
+//! folder, the checker or the untouched student crate does not build, the
+//! CSV cannot be written); 2 for a usage error; 130, 143 or 129 when
+//! SIGINT, SIGTERM or SIGHUP stopped it, after it stopped every process
+//! it had started.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,6 +35,10 @@ use teacher::{grade, processes};
 /// main.rs is the student's) and checked by this tree's checker, each
 /// exercise within its own time. The CSV, sorted by student:
 /// student,build,ex5,ex6,ex7,score,answers,seconds,notes.
+///
+/// Run it as root (sudo): the students' code (the compiler on their
+/// source, their servers) then runs as --user, in namespaces of its own.
+/// Not as root, it refuses to run unless given --as-me.
 #[derive(Parser)]
 #[command(name = "grade")]
 struct Cli {
@@ -44,23 +53,47 @@ struct Cli {
     /// The longest the checker may take on one exercise of one submission, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = whole_number(1, 86_400))]
     check_timeout: u64,
-    /// When run as root: the unprivileged user that runs the checker and the students' servers.
+    /// When run as root: the unprivileged user that builds and runs the students' code.
     #[arg(long, value_name = "NAME", default_value = "nobody")]
     user: String,
+    /// Not as root: runs the students' code as yourself, with your rights (it could read and change your files).
+    #[arg(long)]
+    as_me: bool,
     /// Keeps each submission's build output and checker results in DIR.
     #[arg(long, value_name = "DIR")]
     logs: Option<PathBuf>,
-    /// Where cargo builds, kept for the next run (one run at a time); by default a folder of the run, removed at its end.
+    /// Where cargo builds the checker (and, with --as-me, the submissions), kept for the next run (one run at a time); by default a folder of the run, removed at its end.
     #[arg(long, value_name = "DIR")]
     target_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
+    // The students' code may run as this user (--as-me): it must not be
+    // able to ptrace the grader, nor write the CSV through
+    // /proc/PID/fd. What the grader starts is dumpable again (execve).
+    let _ = nix::sys::prctl::set_dumpable(false);
     let cli: Cli = parse_args("grade");
     let spanish = ["LC_ALL", "LC_MESSAGES", "LANG"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
         .is_some_and(|value| value.starts_with("es"));
+    let root = nix::unistd::geteuid().is_root();
+    if root && cli.as_me {
+        say(
+            spanish,
+            "--as-me es para quien no es root; como root, el código de los estudiantes se ejecuta como --user",
+            "--as-me is for a grader that is not root; as root, the students' code runs as --user",
+        );
+        return ExitCode::from(2);
+    }
+    if !root && !cli.as_me {
+        say(
+            spanish,
+            "no eres root: el código de los estudiantes se ejecutaría con tus permisos (podría leer y cambiar tus ficheros, y el CSV); ejecútalo como root (sudo), que lo ejecuta como --user, o añade --as-me para hacerlo así de todos modos",
+            "not root: the students' code would run with your rights (it could read and change your files, and the CSV); run it as root (sudo), which runs that code as --user, or add --as-me to run it as yourself anyway",
+        );
+        return ExitCode::from(1);
+    }
     stop_on_signals(spanish);
     if processes::become_subreaper().is_err() {
         say(
@@ -75,6 +108,7 @@ fn main() -> ExitCode {
         build_timeout: Duration::from_secs(cli.build_timeout),
         check_timeout: Duration::from_secs(cli.check_timeout),
         user: cli.user,
+        as_me: cli.as_me,
         logs: cli.logs,
         target_dir: cli.target_dir,
         spanish,
