@@ -368,7 +368,7 @@ impl Desk {
                 }
                 // (The last line of the checker's: make may add its own
                 // "Leaving directory" after it, when it runs under make.)
-                let score = report.lines().filter(|l| !l.starts_with("make")).last().unwrap_or("");
+                let score = report.lines().rev().find(|l| !l.starts_with("make")).unwrap_or("");
                 assert!(score.starts_with("SCORE "), "{command:?} ends with the score:\n{report}");
                 let passed = !report.contains("[FAIL]");
                 assert_eq!(
