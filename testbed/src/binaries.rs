@@ -123,6 +123,7 @@ pub fn apply_solution(top: &Path) {
 /// A folder of the test's own under the temporary directory, empty at
 /// first and removed with the value.
 pub struct Scratch {
+    /// The folder.
     pub dir: PathBuf,
 }
 
@@ -153,10 +154,12 @@ impl Drop for Scratch {
 /// The copy, where linking is refused, is retried for that reason.
 pub struct BinaryForAnyone {
     _dir: Scratch,
+    /// The server's path there.
     pub path: String,
 }
 
 impl BinaryForAnyone {
+    /// The server in a folder of its own, `tcpechod-TAG-PID`.
     pub fn new(tag: &str) -> BinaryForAnyone {
         use std::os::unix::fs::PermissionsExt;
         use std::process::{Command, Stdio};

@@ -171,7 +171,9 @@ fn stream_byte(seed: u64, offset: u64) -> u8 {
 pub struct StreamEnd {
     /// Its local port, by which the server's log names it.
     pub port: u16,
+    /// Bytes it sent.
     pub sent: u64,
+    /// Bytes of echo it received.
     pub received: u64,
     /// Every byte received was the byte sent at that place.
     pub intact: bool,
@@ -186,7 +188,9 @@ pub struct StreamEnd {
 /// sending too, as TCPecho does. `received` counts the bytes of echo so
 /// far, for the test to watch.
 pub struct StreamingClient {
+    /// Its local port, by which the server's log names it.
     pub port: u16,
+    /// Bytes of echo received so far.
     pub received: Arc<AtomicU64>,
     reader: thread::JoinHandle<(u64, bool, Option<String>)>,
     writer: thread::JoinHandle<u64>,

@@ -9,14 +9,17 @@ use std::path::Path;
 /// One process (or one thread) as /proc/PID/stat shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proc {
+    /// Its process (or thread) ID.
     pub pid: i32,
     /// R running, S asleep, D in an uninterruptible wait, T stopped, Z zombie...
     pub state: char,
+    /// Its parent's process ID.
     pub ppid: i32,
     /// Its process group.
     pub pgrp: i32,
-    /// CPU time in user mode and in the kernel, in clock ticks (USER_HZ).
+    /// CPU time in user mode, in clock ticks (USER_HZ).
     pub utime: u64,
+    /// CPU time in the kernel, in clock ticks.
     pub stime: u64,
     /// When it started, in clock ticks after boot: it tells a process from
     /// a later one that got the same number.
@@ -29,6 +32,7 @@ impl Proc {
         parse_stat(pid, &fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
     }
 
+    /// Whether it has ended and waits for its parent to reap it (state Z).
     pub fn is_zombie(&self) -> bool {
         self.state == 'Z'
     }

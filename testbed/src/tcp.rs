@@ -10,7 +10,9 @@ use crate::wait::wait_until;
 /// One line of /proc/net/tcp (IPv4 sockets).
 #[derive(Debug, Clone)]
 pub struct TcpEntry {
+    /// The port of this end.
     pub local_port: u16,
+    /// The port of the other end (0 for a LISTEN socket).
     pub remote_port: u16,
     /// The kernel's TCP state: [`TCP_ESTABLISHED`], [`TCP_LISTEN`]...
     pub state: u8,
@@ -19,13 +21,17 @@ pub struct TcpEntry {
     /// Bytes received and not yet read by the application (for a LISTEN
     /// socket: connections waiting to be accepted).
     pub rx_queue: u64,
+    /// The socket's inode, as /proc/PID/fd shows it (`socket:[INODE]`).
     pub inode: u64,
 }
 
-/// The states of include/net/tcp_states.h that tests look for.
+/// ESTABLISHED: a connection open both ways (include/net/tcp_states.h).
 pub const TCP_ESTABLISHED: u8 = 0x01;
+/// TIME_WAIT: the end that closed first, kept a while after the close.
 pub const TCP_TIME_WAIT: u8 = 0x06;
+/// CLOSE_WAIT: the other end closed (its FIN came), this end not yet.
 pub const TCP_CLOSE_WAIT: u8 = 0x08;
+/// LISTEN: a master socket.
 pub const TCP_LISTEN: u8 = 0x0A;
 
 /// Every IPv4 TCP socket of this network namespace.
