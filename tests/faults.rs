@@ -106,9 +106,15 @@ impl PipedServer {
 
 impl Drop for PipedServer {
     fn drop(&mut self) {
-        signal(-self.pid, libc::SIGKILL);
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
+        // Once `stop` has reaped the server, the group's ID stays its own
+        // only while a child of it is left in the group.
+        match self.child.take() {
+            Some(mut child) => {
+                signal(-self.pid, libc::SIGKILL);
+                let _ = child.wait();
+            }
+            None if !processes_in_group(self.pid).is_empty() => signal(-self.pid, libc::SIGKILL),
+            None => {}
         }
     }
 }

@@ -448,16 +448,10 @@ fn a_second_terminal_joins_the_same_private_network() {
         command.arg(&script).args(args).env("XDG_RUNTIME_DIR", &runtime);
         command
     };
-    let mut first = terminal(&[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let _group = GroupKiller(first.id() as i32);
-    let mut stdin = first.stdin.take().unwrap();
-    let mut output = first.stderr.take().unwrap();
+    let mut first =
+        ProcessGroup::spawn(terminal(&[]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()));
+    let mut stdin = first.leader().stdin.take().unwrap();
+    let mut output = first.leader().stderr.take().unwrap();
     let said = thread::spawn(move || {
         let mut text = String::new();
         let _ = std::io::Read::read_to_string(&mut output, &mut text);
@@ -487,7 +481,7 @@ fn a_second_terminal_joins_the_same_private_network() {
 
     std::io::Write::write_all(&mut stdin, b"exit\n").unwrap();
     drop(stdin);
-    let status = wait_until("the first shell to exit", || first.try_wait().unwrap());
+    let status = wait_until("the first shell to exit", || first.try_wait());
     let said = said.join().unwrap();
     assert!(status.success(), "{status}:\n{said}");
     for phrase in [

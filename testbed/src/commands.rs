@@ -186,10 +186,12 @@ fn read_all(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<
 }
 
 /// A command started in a process group of its own (`process_group(0)`).
-/// Whatever is left of the group is killed before the command is reaped
-/// (while the group's id is still its own), also when the test fails
-/// first.
-pub struct ProcessGroup(pub Option<Child>);
+/// Whatever is left of the group is killed before the command is reaped,
+/// also when the test fails first: a process group's ID is its leader's
+/// PID, which the kernel gives to a new process once the leader is reaped
+/// and its group empty, so that a kill by that ID afterwards could hit
+/// another test's processes.
+pub struct ProcessGroup(Option<Child>);
 
 impl ProcessGroup {
     /// Starts `command` as the leader of a process group of its own.
@@ -199,9 +201,28 @@ impl ProcessGroup {
         ProcessGroup(Some(child))
     }
 
-    /// The leader.
+    /// The leader, for its pipes and its PID. (Wait for it with
+    /// [`ProcessGroup::try_wait`], never with the `Child`'s own waits.)
     pub fn leader(&mut self) -> &mut Child {
         self.0.as_mut().expect("a group not finished yet")
+    }
+
+    /// The leader's PID, which is also the group's ID.
+    pub fn pid(&self) -> i32 {
+        self.0.as_ref().map_or(0, |child| child.id() as i32)
+    }
+
+    /// If the leader has ended: kills what is left of its group, reaps the
+    /// leader and returns its status. None while it runs (and once finished).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        let pid = nix::unistd::Pid::from_raw(self.pid());
+        // WNOWAIT: seen, not reaped, so that the group's ID is still its own.
+        let seen = waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT);
+        match (&self.0, seen) {
+            (None, _) | (_, Ok(WaitStatus::StillAlive)) => None,
+            _ => self.finish(),
+        }
     }
 
     /// Kills what is left of the group, and reaps the leader: its status.
@@ -215,17 +236,6 @@ impl ProcessGroup {
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
         self.finish();
-    }
-}
-
-/// A process group that is killed whole when the test lets go of it:
-/// whatever its leader started (a server's children, a script's
-/// background jobs) goes too.
-pub struct GroupKiller(pub i32);
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        signal(-self.0, libc::SIGKILL);
     }
 }
 

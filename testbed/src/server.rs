@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::commands::{run_client, signal};
 use crate::log::{listening_port, parse_summary, Summary};
-use crate::procfs::{children_of, fd_count, threads_of, Proc};
+use crate::procfs::{children_of, fd_count, processes_in_group, threads_of, Proc};
 use crate::tcp::{tcp_table, TCP_LISTEN};
 use crate::wait::{poll_until, wait_until, TIMEOUT};
 use crate::SERVER;
@@ -217,8 +217,12 @@ impl Server {
     /// that is done with the server whatever state it is in (the benchmark).
     pub fn end(mut self, sig: i32, grace: Duration) {
         self.signal(sig);
-        if let Some(child) = self.child.as_mut() {
-            let _ = poll_until(grace, || child.try_wait().ok().flatten());
+        let exited = match self.child.as_mut() {
+            Some(child) => poll_until(grace, || child.try_wait().ok().flatten()).is_some(),
+            None => false,
+        };
+        if exited {
+            self.child = None;
         }
         self.orphans_possible = true;
     }
@@ -313,11 +317,18 @@ impl Drop for Server {
     fn drop(&mut self) {
         // The whole process group: the server and all its children, also
         // children orphaned by a test that killed the server itself.
-        if self.child.is_some() || self.orphans_possible {
-            signal(-self.pid, libc::SIGKILL);
-        }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
+        match self.child.take() {
+            // Not reaped: the group's ID is still the server's own.
+            Some(mut child) => {
+                signal(-self.pid, libc::SIGKILL);
+                let _ = child.wait();
+            }
+            // Reaped: children still in the group keep its ID from being
+            // given to a new process; with none left, it may be another's.
+            None if self.orphans_possible && !processes_in_group(self.pid).is_empty() => {
+                signal(-self.pid, libc::SIGKILL);
+            }
+            None => {}
         }
     }
 }
