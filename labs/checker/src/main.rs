@@ -35,6 +35,8 @@
 //! whole: RLIMIT_NPROC holds a fork bomb back (except for root), and a
 //! watchdog counts.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

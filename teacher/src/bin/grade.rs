@@ -11,6 +11,8 @@
 //! for a usage error; 130, 143 or 129 when SIGINT, SIGTERM or SIGHUP
 //! stopped it, after it stopped every process it had started.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
