@@ -2,15 +2,13 @@
 //! (2: usage, 1: run-time failure), never a panic, and nothing is left
 //! running.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 
-use common::*;
+use testbed::*;
 
 fn server(args: &[&str]) -> std::process::Output {
     run_bounded(Command::new(SERVER).args(args), b"")

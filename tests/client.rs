@@ -2,34 +2,16 @@
 //! during an `--interval` or a `--hold`, against a server that never
 //! echoes; a second signal; and its new options' bad values.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 
-use common::*;
+use testbed::*;
 
 /// TCPecho with `args` against `port`, stdin, stdout and stderr piped.
 fn client(args: &[&str], port: &str) -> KillOnDrop {
-    let child = Command::new(CLIENT)
-        .args(args)
-        .args(["127.0.0.1", port])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn TCPecho");
-    KillOnDrop(child)
-}
-
-/// Waits (bounded) for the client to exit; returns its status and stderr.
-fn finish(child: &mut Child) -> (Option<i32>, String) {
-    let status = wait_until("TCPecho to exit", || child.try_wait().unwrap());
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    (status.code(), err)
+    KillOnDrop::spawn(Command::new(CLIENT).args(args).args(["127.0.0.1", port]))
 }
 
 #[test]
@@ -46,7 +28,7 @@ fn sigterm_cuts_an_interval_short_and_ends_gracefully() {
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line, "first\n", "the first line came back");
     signal(tcpecho.0.id() as i32, libc::SIGTERM);
-    let (code, err) = finish(&mut tcpecho.0);
+    let (code, err) = tcpecho.end();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "", "nothing more came back: the second line was never sent");
@@ -124,7 +106,7 @@ fn without_the_echo_the_grace_period_ends_it_with_status_3() {
     stdin.write_all(b"never echoed\n").unwrap();
     let mut sock = server.client_sent(13);
     signal(tcpecho.0.id() as i32, libc::SIGTERM);
-    let (code, err) = finish(&mut tcpecho.0);
+    let (code, err) = tcpecho.end();
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("sent 13 bytes; 0 came back, 13 had not within the grace period of 1 s"), "{err}");
     assert!(err.contains("closed the socket (fd "), "{err}");
@@ -192,7 +174,7 @@ fn a_stop_in_the_middle_of_a_stream_loses_and_repeats_nothing() {
             signalled = true;
         }
     }
-    let (code, err) = finish(&mut tcpecho.0);
+    let (code, err) = tcpecho.end();
     let _ = feeder.join();
     assert_eq!(code, Some(0), "{err}");
     let line = err.lines().find(|l| l.contains(" bytes, and all ")).unwrap_or_else(|| panic!("{err}"));

@@ -4,34 +4,17 @@
 //! cannot be read, a port it cannot connect to, and help that cannot be
 //! written. Servers that must misbehave are sockets of the test itself.
 
-mod common;
-
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use common::*;
+use testbed::*;
 
 /// TCPecho with `args`, stdin, stdout and stderr piped.
 fn client(args: &[&str]) -> KillOnDrop {
-    let child = Command::new(CLIENT)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn TCPecho");
-    KillOnDrop(child)
-}
-
-/// Waits (bounded) for a program to exit; returns its status and stderr.
-fn finish(child: &mut Child) -> (Option<i32>, String) {
-    let status = wait_until("TCPecho to exit", || child.try_wait().unwrap());
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    (status.code(), err)
+    KillOnDrop::spawn(Command::new(CLIENT).args(args))
 }
 
 #[test]
@@ -46,7 +29,7 @@ fn the_servers_close_ends_the_client_while_its_input_is_quiet() {
     BufReader::new(tcpecho.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line, "a\n");
     server.stop_with(libc::SIGTERM);
-    let (code, err) = finish(&mut tcpecho.0);
+    let (code, err) = tcpecho.end();
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     let expected = format!(
@@ -67,7 +50,7 @@ fn the_servers_close_cuts_an_interval_short() {
     BufReader::new(tcpecho.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line, "first\n");
     server.stop_with(libc::SIGTERM);
-    let (code, err) = finish(&mut tcpecho.0);
+    let (code, err) = tcpecho.end();
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("closed the connection after echoing 6 of the 6 bytes sent"), "{err}");
     drop(stdin);
@@ -106,22 +89,15 @@ fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
     (fd, port)
 }
 
-/// Whether process `pid` has a handler for signal `sig` (its SigCgt mask).
-fn catches(pid: u32, sig: i32) -> bool {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).unwrap_or("0");
-    u64::from_str_radix(mask.trim(), 16).is_ok_and(|m| m & (1 << (sig - 1)) != 0)
-}
-
 #[test]
 fn a_stop_while_retrying_to_connect_exits_3() {
     let (_held, port) = refusing_port();
     let mut tcpecho = client(&["--retry", "600", "127.0.0.1", &port.to_string()]);
     let pid = tcpecho.0.id();
     // Its handler is in place: SIGTERM now asks, it does not kill.
-    wait_until("TCPecho's SIGTERM handler", || catches(pid, libc::SIGTERM).then_some(()));
+    wait_until("TCPecho's SIGTERM handler", || catches(pid as i32, libc::SIGTERM).then_some(()));
     signal(pid as i32, libc::SIGTERM);
-    let (code, err) = finish(&mut tcpecho.0);
+    let (code, err) = tcpecho.end();
     assert_eq!(code, Some(3), "{err}");
     assert!(
         err.contains(&format!("[client {pid}] stopped before the connection was made: nothing was sent")),
@@ -217,7 +193,7 @@ fn a_changed_echo_is_an_error_after_a_stop_signal_too() {
     BufReader::new(tcpecho.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line, "ABC\n");
     signal(tcpecho.0.id() as i32, libc::SIGTERM);
-    let (code, err) = finish(&mut tcpecho.0);
+    let (code, err) = tcpecho.end();
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("sent 4 bytes, and 4 came back, but not the bytes sent"), "{err}");
     assert!(
@@ -282,7 +258,7 @@ fn an_input_that_cannot_be_read_is_refused_before_connecting() {
             .spawn()
             .unwrap(),
     );
-    let (code, err) = finish(&mut tcpecho.0);
+    let (code, err) = tcpecho.end();
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(err, "TCPecho: cannot read standard input: it is a directory\n");
     // A good run last: connections are accepted in the order they came, so
@@ -301,7 +277,7 @@ fn help_and_version_that_cannot_be_written_are_a_failure() {
             let mut child = KillOnDrop(
                 Command::new(program).arg(flag).stdout(full).stderr(Stdio::piped()).spawn().unwrap(),
             );
-            let (code, err) = finish(&mut child.0);
+            let (code, err) = child.end();
             assert_eq!(code, Some(1), "{name} {flag}: {err}");
             assert_eq!(
                 err,
@@ -336,7 +312,7 @@ fn a_write_error_is_not_mistaken_for_a_closed_descriptor() {
             .unwrap(),
     );
     let _ = tcpecho.0.stdin.take().unwrap().write_all(b"to nowhere\n");
-    let (code, err) = finish(&mut tcpecho.0);
+    let (code, err) = tcpecho.end();
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(err, "TCPecho: cannot write to standard output: No space left on device\n");
 }

@@ -10,13 +10,11 @@
 //! one line and passes, except when the environment variable CI is set:
 //! there it must run (`.ci/run` starts Docker).
 
-mod common;
-
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use common::*;
+use testbed::*;
 
 /// The repository, where the Makefile and compose.yaml are.
 fn root() -> &'static Path {
@@ -25,27 +23,7 @@ fn root() -> &'static Path {
 
 /// Runs a command in the repository, for at most `limit`; returns its output.
 fn run(program: &str, args: &[&str], limit: Duration) -> Output {
-    let mut child = KillOnDrop(
-        Command::new(program)
-            .args(args)
-            .current_dir(root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("{program}: {err}")),
-    );
-    let deadline = Instant::now() + limit;
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "{program} {args:?} did not finish in {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let KillOnDrop(ref mut inner) = child;
-    let mut output = Output { status: inner.wait().unwrap(), stdout: Vec::new(), stderr: Vec::new() };
-    use std::io::Read;
-    inner.stdout.take().unwrap().read_to_end(&mut output.stdout).unwrap();
-    inner.stderr.take().unwrap().read_to_end(&mut output.stderr).unwrap();
-    output
+    run_within(Command::new(program).args(args).current_dir(root()), limit)
 }
 
 fn docker(args: &[&str]) -> String {

@@ -1,13 +1,11 @@
 //! Echo integrity: what TCPecho sends through TCPechod comes back byte for
 //! byte, for text, for large random data, and for many clients at once.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
 use std::thread;
 
-use common::*;
+use testbed::*;
 
 #[test]
 fn a_line_of_text_comes_back() {

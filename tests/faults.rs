@@ -4,8 +4,6 @@
 //! period, a reset the poll server did not notice, signals and addresses
 //! the server did not expect, too few descriptors to serve.
 
-mod common;
-
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -15,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
-use common::*;
+use testbed::*;
 
 /// A server whose stderr is a pipe that the test holds (or closes), in a
 /// process group of its own, killed whole when dropped.
@@ -54,7 +52,7 @@ impl PipedServer {
             first.push(byte[0]);
         }
         let first = String::from_utf8(first).unwrap();
-        let port = first.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port in the first line");
+        let port = listening_port(&first).expect("`listening on ADDR:PORT` first");
         PipedServer { child: Some(child), pid, port, log: Some(log), capacity }
     }
 
@@ -108,9 +106,15 @@ impl PipedServer {
 
 impl Drop for PipedServer {
     fn drop(&mut self) {
-        signal(-self.pid, libc::SIGKILL);
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
+        // Once `stop` has reaped the server, the group's ID stays its own
+        // only while a child of it is left in the group.
+        match self.child.take() {
+            Some(mut child) => {
+                signal(-self.pid, libc::SIGKILL);
+                let _ = child.wait();
+            }
+            None if !processes_in_group(self.pid).is_empty() => signal(-self.pid, libc::SIGKILL),
+            None => {}
         }
     }
 }
@@ -176,11 +180,11 @@ fn an_unwritable_stderr_changes_no_exit_status() {
     };
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = holder.local_addr().unwrap().port().to_string();
-    assert_eq!(status(SERVER, &["--no-such-option"]), Some(2), "usage error");
-    assert_eq!(status(SERVER, &["--bind", "127.0.0.1", &busy]), Some(1), "port in use");
-    assert_eq!(status(CLIENT, &["--no-such-option"]), Some(2), "usage error");
+    assert_eq!(status(&SERVER, &["--no-such-option"]), Some(2), "usage error");
+    assert_eq!(status(&SERVER, &["--bind", "127.0.0.1", &busy]), Some(1), "port in use");
+    assert_eq!(status(&CLIENT, &["--no-such-option"]), Some(2), "usage error");
     drop(holder);
-    assert_eq!(status(CLIENT, &["127.0.0.1", &busy]), Some(1), "connection refused");
+    assert_eq!(status(&CLIENT, &["127.0.0.1", &busy]), Some(1), "connection refused");
 }
 
 #[test]
@@ -234,7 +238,7 @@ fn sighup_stops_the_server_gracefully() {
 
 #[test]
 fn a_server_started_with_nohup_ignores_sighup() {
-    let mut server = Server::start_with("nohup", &[SERVER], &[]);
+    let mut server = Server::start_with("nohup", &[&SERVER], &[]);
     server.signal(libc::SIGHUP);
     // Still serving: SIGHUP stayed ignored, as nohup asked.
     let out = server.client(&[], b"still here\n");
@@ -247,7 +251,7 @@ fn a_server_started_with_nohup_ignores_sighup() {
 fn too_few_descriptors_to_serve_anyone_is_refused_at_start() {
     // stdin, stdout, stderr, msock and the wake pipe take all six.
     let out =
-        run_bounded(Command::new("prlimit").args(["--nofile=6:6", SERVER, "--bind", "127.0.0.1", "0"]), b"");
+        run_bounded(Command::new("prlimit").args(["--nofile=6:6", &SERVER, "--bind", "127.0.0.1", "0"]), b"");
     assert_one_line_error(&out, 1, "TCPechod", &["cannot serve", "ulimit -n: 6"]);
 }
 
@@ -257,7 +261,7 @@ fn the_server_raises_its_descriptor_limit_and_says_when_limits_cap_its_clients()
     // says that 1,000 clients at once will not fit in 512 descriptors.
     let mut server = Server::start_with(
         "prlimit",
-        &["--nofile=64:512", SERVER, "--mode", "poll"],
+        &["--nofile=64:512", &SERVER, "--mode", "poll"],
         &["--max-children", "1000"],
     );
     server.wait_for_line(|l| {
@@ -296,22 +300,16 @@ fn prefork_serves_at_most_max_children_clients_at_once() {
     server.wait_for_line(|l| l.contains("started worker"));
     assert_eq!(server.children().len(), 1);
     let first = server.served_client();
-    let mut second = server.connect();
-    second.write_all(b"second\n").unwrap();
-    server.wait_for_queued(1);
-    drop(first);
-    let mut buf = [0u8; 7];
-    second.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"second\n");
+    server.serves_the_second_client_after(first);
     assert_eq!(server.lines_with("started worker").len(), 1, "{:?}", server.log);
 }
 
 /// Starts the server as user `uid` (one no other test uses: the process
 /// limit counts every process and thread of the user) with at most
-/// `nproc` processes and threads.
-fn start_limited(uid: u32, nproc: u32, args: &[&str]) -> Option<(Server, BinaryForAnyone)> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to run the server as another user with a process limit");
+/// `nproc` processes and threads. That takes root: without it, `test`
+/// fails under CI and is skipped elsewhere (None).
+fn start_limited(test: &str, uid: u32, nproc: u32, args: &[&str]) -> Option<(Server, BinaryForAnyone)> {
+    if !needs_root(test, "to run the server as another user with a process limit") {
         return None;
     }
     let binary = BinaryForAnyone::new(&format!("uid{uid}"));
@@ -328,7 +326,8 @@ fn start_limited(uid: u32, nproc: u32, args: &[&str]) -> Option<(Server, BinaryF
 #[test]
 fn the_threaded_server_backs_off_when_it_cannot_start_a_thread() {
     // Four tasks for the user: the acceptor and three threads.
-    let Some((mut server, _binary)) = start_limited(60_011, 4, &["--mode", "thread"]) else { return };
+    let test = "the_threaded_server_backs_off_when_it_cannot_start_a_thread";
+    let Some((mut server, _binary)) = start_limited(test, 60_011, 4, &["--mode", "thread"]) else { return };
     let held: Vec<TcpStream> = (0..3).map(|_| server.served_client()).collect();
     let mut fourth = server.connect();
     let mut rest = Vec::new();
@@ -344,7 +343,9 @@ fn the_threaded_server_backs_off_when_it_cannot_start_a_thread() {
 #[test]
 fn prefork_serves_with_the_workers_it_has_when_it_cannot_fork_more() {
     // Two processes for the user: the parent and one worker of two.
-    let Some((mut server, _binary)) = start_limited(60_012, 2, &["--mode", "prefork", "--workers", "2"])
+    let test = "prefork_serves_with_the_workers_it_has_when_it_cannot_fork_more";
+    let Some((mut server, _binary)) =
+        start_limited(test, 60_012, 2, &["--mode", "prefork", "--workers", "2"])
     else {
         return;
     };

@@ -8,8 +8,6 @@
 //! TCPecho's host is always one that cannot send traffic anywhere but
 //! loopback, and its port one where nothing listens.
 
-mod common;
-
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -20,7 +18,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::*;
+use testbed::*;
 
 /// Values that options and ports get: good, bad, huge, odd.
 const VALUES: &[&str] = &[
@@ -68,7 +66,7 @@ const VALUES: &[&str] = &[
 
 /// A value, sometimes made of bytes that are not UTF-8, sometimes very long.
 fn value(rng: &mut Rng) -> OsString {
-    match rng.next() % 12 {
+    match rng.next_u64() % 12 {
         0 => OsString::from_vec(vec![0xff, b'1', 0xfe]),
         1 => OsString::from("9".repeat(5000)),
         _ => OsString::from(rng.pick(VALUES)),
@@ -155,8 +153,8 @@ fn tcpechod_survives_random_command_lines() {
     let mut rng = Rng(0xC0FFEE);
     for _ in 0..250 {
         let mut args: Vec<OsString> = Vec::new();
-        for _ in 0..(rng.next() % 6) {
-            match rng.next() % 3 {
+        for _ in 0..(rng.next_u64() % 6) {
+            match rng.next_u64() % 3 {
                 0 => {
                     args.push(rng.pick(&options).into());
                     if rng.chance(9) {
@@ -177,7 +175,7 @@ fn tcpechod_survives_random_command_lines() {
         if rng.chance(1) {
             args.push(rng.pick(&["--help", "--version", "-h", "-V"]).into());
         }
-        let (status, stderr) = run(SERVER, &args);
+        let (status, stderr) = run(&SERVER, &args);
         check("TCPechod", &args, status, &stderr);
     }
 }
@@ -193,7 +191,7 @@ fn tcpecho_survives_random_command_lines() {
     let mut rng = Rng(0xBADC0DE);
     for _ in 0..250 {
         let mut args: Vec<OsString> = Vec::new();
-        for _ in 0..(rng.next() % 5) {
+        for _ in 0..(rng.next_u64() % 5) {
             if rng.chance(6) {
                 args.push(rng.pick(&options).into());
                 let mut v = value(&mut rng);
@@ -214,7 +212,7 @@ fn tcpecho_survives_random_command_lines() {
         if rng.chance(1) {
             args.push(rng.pick(&["--help", "--version"]).into());
         }
-        let (status, stderr) = run(CLIENT, &args);
+        let (status, stderr) = run(&CLIENT, &args);
         check("TCPecho", &args, status, &stderr);
         assert!(status.is_some(), "TCPecho does not start servers");
     }

@@ -25,20 +25,16 @@
 //! devcontainer.json is read without Docker: what it names exists, and it
 //! gives the container what ./lab-shell gives.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use common::*;
+use testbed::*;
 
 /// The repository.
 fn root() -> &'static Path {
@@ -63,10 +59,9 @@ impl Ran {
 }
 
 /// Runs `command` (stdin empty, English) for at most `limit`, reading its
-/// output as it comes; on time out its whole process group is killed and
-/// the test fails.
+/// output as it comes (see `testbed::run_within`: on time out the test
+/// fails, and its whole process group is killed).
 fn run_for(command: &mut Command, limit: Duration) -> Ran {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     // English, and none of the caller's terminal, unless the test says otherwise.
     let set: Vec<String> = command.get_envs().map(|(name, _)| name.to_string_lossy().into_owned()).collect();
     for name in ["LANG", "LC_ALL", "LC_MESSAGES", "TERM", "TCPECHOD_LAB"] {
@@ -77,36 +72,8 @@ fn run_for(command: &mut Command, limit: Duration) -> Ran {
     if !set.iter().any(|s| s == "LANG") {
         command.env("LANG", "C");
     }
-    let shown = format!("{command:?}");
-    let mut child = KillGroupOnDrop(command.spawn().unwrap_or_else(|err| panic!("{shown}: {err}")));
-    let reader = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = pipe.read_to_end(&mut text);
-            String::from_utf8_lossy(&text).into_owned()
-        })
-    };
-    let stdout = reader(Box::new(child.0.stdout.take().expect("stdout")));
-    let stderr = reader(Box::new(child.0.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "{shown} did not finish in {limit:?}");
-        thread::sleep(Duration::from_millis(20));
-    };
-    Ran { status, stdout: stdout.join().expect("stdout"), stderr: stderr.join().expect("stderr") }
-}
-
-/// A command's process group, killed when the test lets go of it.
-struct KillGroupOnDrop(std::process::Child);
-
-impl Drop for KillGroupOnDrop {
-    fn drop(&mut self) {
-        signal(-(self.0.id() as i32), libc::SIGKILL);
-        let _ = self.0.wait();
-    }
+    let output = run_within(command, limit);
+    Ran { status: output.status, stdout: stdout_text(&output), stderr: stderr_text(&output) }
 }
 
 fn docker(args: &[&str]) -> Ran {
@@ -205,12 +172,6 @@ fn rustc_version() -> String {
     release.splitn(3, '.').take(2).collect::<Vec<_>>().join(".")
 }
 
-/// Skips (with the reason) or, under CI, fails.
-fn cannot_run(why: &str) {
-    assert!(std::env::var_os("CI").is_none(), "CI is set, and {why}: this test must run there");
-    eprintln!("skipped: {why}");
-}
-
 /// Whether the test runs in a network namespace with nothing but a
 /// loopback (tests/conditions.sh runs the tests again in such): Docker's
 /// bridges, and the ports it publishes, are in the machine's, out of reach.
@@ -223,21 +184,23 @@ fn in_a_network_of_its_own() -> bool {
 
 #[test]
 fn the_lab_container_runs_the_lab_as_a_normal_user() {
+    let test = "the_lab_container_runs_the_lab_as_a_normal_user";
     let started = Instant::now();
     if in_a_network_of_its_own() {
         eprintln!("skipped: this network namespace has only lo, and Docker publishes ports in the machine's (it runs in make test)");
         return;
     }
     if !Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success()) {
-        return cannot_run("Docker does not run here (start dockerd, as .ci/run does)");
+        return cannot_run_here(test, "Docker does not run here (start dockerd, as .ci/run does)");
     }
     // The base, or its stand-in under the same name.
     let base = base_image();
     if !docker(&["image", "inspect", &base]).status.success() {
         if !is_root() || !have("mmdebstrap") {
-            return cannot_run(&format!(
-                "{base} is not here, and making its stand-in takes root and mmdebstrap"
-            ));
+            return cannot_run_here(
+                test,
+                &format!("{base} is not here, and making its stand-in takes root and mmdebstrap"),
+            );
         }
         let clock = Instant::now();
         let made = run_for(

@@ -1,10 +1,9 @@
 //! A smoke run of every lab script in labs/: each must run unattended, show
 //! what its exercise is about, and leave nothing behind, also when it is
 //! interrupted. Scripts that need root or tcpdump may skip (exit 77) where
-//! those are missing, never where they are present, as in CI. (How the
-//! core's scripts run as an ordinary user: tests/labs_rooms.rs.)
-
-mod common;
+//! those are missing, never where they are present; under CI, which has
+//! them, a skip fails the test. (How the core's scripts run as an ordinary
+//! user: tests/labs_rooms.rs.)
 
 use std::collections::HashSet;
 use std::fs;
@@ -17,7 +16,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::*;
+use testbed::*;
 
 /// Exit status of a script that skipped.
 const SKIPPED: i32 = 77;
@@ -64,19 +63,6 @@ fn command(script: &str, out: &Path) -> Command {
     command
 }
 
-/// Processes that still hold a file in `dir` open (the logs a script made).
-fn holders_of(dir: &Path) -> Vec<i32> {
-    all_processes()
-        .into_iter()
-        .filter(|p| {
-            fs::read_dir(format!("/proc/{}/fd", p.pid)).is_ok_and(|fds| {
-                fds.filter_map(|fd| fs::read_link(fd.ok()?.path()).ok()).any(|target| target.starts_with(dir))
-            })
-        })
-        .map(|p| p.pid)
-        .collect()
-}
-
 /// Runs a script to the end, in English, and checks that its output shows
 /// `expected`. `needs_root` and `needs_tcpdump` say what it requires.
 fn smoke(script: &str, needs_root: bool, needs_tcpdump: bool, expected: &[&str]) {
@@ -93,9 +79,8 @@ fn smoke_in(lang: &str, script: &str, needs_root: bool, needs_tcpdump: bool, exp
     let can_run = (!needs_root || is_root()) && (!needs_tcpdump || have("tcpdump"));
     if status == Some(SKIPPED) {
         assert!(!can_run, "{script} skipped although it could run here:\n{text}");
-        eprintln!("{script}: {}", text.lines().find(|l| l.contains("SKIPPED")).unwrap_or("skipped"));
         let _ = fs::remove_dir_all(&out);
-        return;
+        return cannot_run_here(script, text.lines().find(|l| l.contains("SKIPPED")).unwrap_or("skipped"));
     }
     assert_eq!(status, Some(0), "{script} failed:\n{text}");
     check_output(lang, script, &text, expected);
@@ -348,9 +333,12 @@ fn an_interrupted_lab_stops_what_it_started() {
 
 #[test]
 fn an_interrupted_namespace_lab_removes_its_namespaces() {
-    if !is_root() || !have("ip") {
-        eprintln!("skipped: needs root and ip");
+    let test = "an_interrupted_namespace_lab_removes_its_namespaces";
+    if !needs_root(test, "to make network namespaces") {
         return;
+    }
+    if !have("ip") {
+        return cannot_run_here(test, "ip (iproute2) is not installed");
     }
     let (out, pid) = interrupt("02-namespaces.sh", "listening on port");
     let namespaces =
@@ -408,30 +396,6 @@ fn lab_scripts_are_executable_and_their_library_is_not() {
             assert_eq!(mode, Some(expected), "{script}: its mode in git's index (git update-index --chmod)");
         }
     }
-}
-
-/// A free port outside the range the kernel picks ephemeral ports from, so
-/// that no client of another test running meanwhile takes it between this
-/// look and the server's bind, as a port the kernel chose could be.
-fn free_port() -> u16 {
-    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let low: u16 = range.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(32768);
-    let mut rng = Rng(u64::from(std::process::id()) << 16 | u64::from(low));
-    wait_until("a free port below the ephemeral range", || {
-        let port = 10_000 + rng.below(u64::from(low.saturating_sub(10_000)).max(1)) as u16;
-        std::net::TcpListener::bind(("0.0.0.0", port)).ok().map(|_| port)
-    })
-}
-
-/// The numbers that follow each `prefix` in `text`.
-fn numbers_after(text: &str, prefix: &str) -> HashSet<u32> {
-    text.match_indices(prefix)
-        .filter_map(|(at, _)| {
-            let rest = &text[at + prefix.len()..];
-            let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-            rest[..end].parse().ok()
-        })
-        .collect()
 }
 
 /// What a run's output says about servers: the PIDs and ports of its own

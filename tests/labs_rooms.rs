@@ -10,8 +10,6 @@
 //! as another uid. A test that needs root fails under CI (which runs as
 //! root) and, elsewhere, says why it skips.
 
-mod common;
-
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -22,21 +20,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::*;
+use testbed::*;
 
 /// The uid of an ordinary user that every Linux system has: nobody.
 const NOBODY: u32 = 65534;
-
-/// Whether the test may go on as root; without root it fails under CI and
-/// skips with a reason elsewhere.
-fn root_or_skip(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{test} needs root, and CI runs the tests as root");
-    eprintln!("{test}: skipped: it needs root (it runs things as other users)");
-    false
-}
 
 /// A copy of the lab's scripts (and recordings) that any user may read,
 /// with the programs beside it, in a folder of its own that goes with the
@@ -316,7 +303,7 @@ fn two_machines_of_one_room_get_two_ports() {
 /// the process, and the port stays theirs.
 #[test]
 fn a_taken_port_is_said_and_the_next_free_one_given() {
-    if !root_or_skip("a_taken_port_is_said_and_the_next_free_one_given") {
+    if !needs_root("a_taken_port_is_said_and_the_next_free_one_given", "to run things as other users") {
         return;
     }
     let tree = Tree::new("taken");
@@ -433,15 +420,6 @@ fn tcpdump_lab_shows_the_recording_where_namespaces_are_refused() {
     }
 }
 
-/// A process group killed when the test lets go of it, also on failure.
-struct GroupGuard(i32);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        signal(-self.0, libc::SIGKILL);
-    }
-}
-
 /// labs/private-net.sh with no command opens a shell in a private network;
 /// the same command in a second terminal joins that SAME network (a command
 /// given to it runs there); --new makes another. When the first shell
@@ -470,16 +448,10 @@ fn a_second_terminal_joins_the_same_private_network() {
         command.arg(&script).args(args).env("XDG_RUNTIME_DIR", &runtime);
         command
     };
-    let mut first = terminal(&[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let _group = GroupGuard(first.id() as i32);
-    let mut stdin = first.stdin.take().unwrap();
-    let mut output = first.stderr.take().unwrap();
+    let mut first =
+        ProcessGroup::spawn(terminal(&[]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()));
+    let mut stdin = first.leader().stdin.take().unwrap();
+    let mut output = first.leader().stderr.take().unwrap();
     let said = thread::spawn(move || {
         let mut text = String::new();
         let _ = std::io::Read::read_to_string(&mut output, &mut text);
@@ -509,7 +481,7 @@ fn a_second_terminal_joins_the_same_private_network() {
 
     std::io::Write::write_all(&mut stdin, b"exit\n").unwrap();
     drop(stdin);
-    let status = wait_until("the first shell to exit", || first.try_wait().unwrap());
+    let status = wait_until("the first shell to exit", || first.try_wait());
     let said = said.join().unwrap();
     assert!(status.success(), "{status}:\n{said}");
     for phrase in [
@@ -636,7 +608,8 @@ fn not_owned_by(dir: &Path, uid: u32) -> Vec<PathBuf> {
 /// oneself first.
 #[test]
 fn a_lab_run_with_sudo_leaves_nothing_of_roots_in_the_tree() {
-    if !root_or_skip("a_lab_run_with_sudo_leaves_nothing_of_roots_in_the_tree") {
+    if !needs_root("a_lab_run_with_sudo_leaves_nothing_of_roots_in_the_tree", "to run things as other users")
+    {
         return;
     }
     let script = if have("tcpdump") { "02-tcpdump.sh" } else { "05-zombies.sh" };
@@ -696,7 +669,7 @@ fn a_lab_run_with_sudo_leaves_nothing_of_roots_in_the_tree() {
 /// PIDs shows, while the run's own zombies do.
 #[test]
 fn listings_show_only_the_runners_processes() {
-    if !root_or_skip("listings_show_only_the_runners_processes") {
+    if !needs_root("listings_show_only_the_runners_processes", "to run things as other users") {
         return;
     }
     // Root's server, with two zombies (no reaper).
@@ -745,27 +718,3 @@ fn listed_pids(text: &str) -> HashSet<u32> {
 }
 
 // --------------------------------------------------------------- helpers
-
-/// Processes that still hold a file in `dir` open.
-fn holders_of(dir: &Path) -> Vec<i32> {
-    all_processes()
-        .into_iter()
-        .filter(|p| {
-            fs::read_dir(format!("/proc/{}/fd", p.pid)).is_ok_and(|fds| {
-                fds.filter_map(|fd| fs::read_link(fd.ok()?.path()).ok()).any(|target| target.starts_with(dir))
-            })
-        })
-        .map(|p| p.pid)
-        .collect()
-}
-
-/// The numbers that follow each `prefix` in `text`.
-fn numbers_after(text: &str, prefix: &str) -> HashSet<u32> {
-    text.match_indices(prefix)
-        .filter_map(|(at, _)| {
-            let rest = &text[at + prefix.len()..];
-            let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-            rest[..end].parse().ok()
-        })
-        .collect()
-}

@@ -3,13 +3,11 @@
 //! grace period, the SIGUSR1 status. Each test runs for each model; then
 //! a few tests show what makes one model differ from the others.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
 
-use common::*;
+use testbed::*;
 
 fn start(mode: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--mode", mode];
@@ -22,10 +20,6 @@ fn server_processes(server: &Server) -> Vec<i32> {
     let mut all = vec![server.pid];
     all.extend(server.children().iter().map(|p| p.pid));
     all
-}
-
-fn fds_of(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 #[test]
@@ -125,12 +119,12 @@ fn no_model_leaks_descriptors() {
             wait_until("connections to close", || {
                 tcp_table()
                     .iter()
-                    .all(|e| e.local_port != server.port || e.state == TCP_LISTEN || e.state == 0x06)
+                    .all(|e| e.local_port != server.port || e.state == TCP_LISTEN || e.state == TCP_TIME_WAIT)
                     .then_some(())
             });
         };
         settle(&mut server);
-        let before: Vec<(i32, usize)> = server_processes(&server).iter().map(|&p| (p, fds_of(p))).collect();
+        let before: Vec<(i32, usize)> = server_processes(&server).iter().map(|&p| (p, fd_count(p))).collect();
         for _ in 0..100 {
             echo_once(&server);
         }
@@ -140,7 +134,7 @@ fn no_model_leaks_descriptors() {
         }
         for (pid, fds) in before {
             if pid == server.pid || mode == "prefork" {
-                wait_until("descriptors back to where they were", || (fds_of(pid) == fds).then_some(()));
+                wait_until("descriptors back to where they were", || (fd_count(pid) == fds).then_some(()));
             }
         }
     }
@@ -181,13 +175,7 @@ fn the_iterative_server_serves_one_client_at_a_time() {
     first.read_exact(&mut buf).unwrap();
     // A second client: the kernel completes its handshake, but it waits in
     // msock's queue (rx_queue of the LISTEN socket) while the first is served.
-    let mut second = server.connect();
-    second.write_all(b"second\n").unwrap();
-    server.wait_for_queued(1);
-    drop(first);
-    let mut buf = [0u8; 7];
-    second.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"second\n");
+    server.serves_the_second_client_after(first);
     // In the log, the second is accepted only after the first is finished.
     server.wait_for_lines(2, |l| l.contains("accepted"));
     let position = |text: &str| server.log.iter().position(|l| l.contains(text)).unwrap();

@@ -2,12 +2,10 @@
 //! zombies with and without the reaper, descriptors that do not leak, a
 //! child that does not hold the master socket, and the children limit.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::Shutdown;
 
-use common::*;
+use testbed::*;
 
 /// Opens and finishes `count` short connections, one after another.
 fn short_connections(server: &Server, count: usize) {

@@ -2,13 +2,11 @@
 //! finish what they read, stragglers are killed after the grace period,
 //! every child is reaped, and the port can be bound again at once.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::thread;
 
-use common::*;
+use testbed::*;
 
 #[test]
 fn sigterm_under_load_ends_cleanly_and_frees_the_port() {

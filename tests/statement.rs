@@ -19,8 +19,6 @@
 //! repository. `make` here would rebuild the very binaries that the other
 //! tests are running.
 
-mod common;
-
 use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -32,7 +30,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::Duration;
 
-use common::*;
+use testbed::*;
 
 /// Commands run by CI (.ci/run), not here: see the module's comment.
 const RUN_BY_CI: [&str; 3] = ["make run", "make test", "make"];
@@ -182,26 +180,6 @@ struct Desk {
     server: Option<Background>,
     /// Clients left running (`--hold`, `--no-read`).
     clients: Vec<Background>,
-}
-
-/// A free port outside the range the kernel picks ephemeral ports from, so
-/// that no client of another test running meanwhile takes it between this
-/// look and the server's bind, as a port the kernel chose could be.
-fn free_port() -> u16 {
-    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let low: u16 = range.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(32768);
-    let mut rng = Rng(u64::from(std::process::id()) << 16 | u64::from(low));
-    wait_until("a free port below the ephemeral range", || {
-        let port = 10_000 + rng.below(u64::from(low.saturating_sub(10_000)).max(1)) as u16;
-        std::net::TcpListener::bind(("0.0.0.0", port)).ok().map(|_| port)
-    })
-}
-
-/// A command that cannot run here (not root, a tool missing) is skipped
-/// with a note, except in CI, which has them all.
-fn cannot_run_here(command: &str, why: &str) {
-    assert!(std::env::var_os("CI").is_none(), "in CI every command of the statement runs: {command} ({why})");
-    eprintln!("skipped here ({why}): {command}");
 }
 
 /// The ESTABLISHED connections to `port` (client ends) on 127.0.0.1.
@@ -368,7 +346,7 @@ impl Desk {
                 }
                 // (The last line of the checker's: make may add its own
                 // "Leaving directory" after it, when it runs under make.)
-                let score = report.lines().filter(|l| !l.starts_with("make")).last().unwrap_or("");
+                let score = report.lines().rev().find(|l| !l.starts_with("make")).unwrap_or("");
                 assert!(score.starts_with("SCORE "), "{command:?} ends with the score:\n{report}");
                 let passed = !report.contains("[FAIL]");
                 assert_eq!(
@@ -701,14 +679,4 @@ fn the_answer_sheets_hold_every_question_of_the_statement() {
             assert!(part.contains(question.as_str()), "{sheet} {heading} quotes {question:?}");
         }
     }
-}
-
-/// Whether process `pid` has a handler for `sig` (SigCgt in /proc/PID/status).
-fn catches(pid: i32, sig: i32) -> bool {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigCgt:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
 }

@@ -4,8 +4,6 @@
 //! byte for byte, and nothing may be left behind: no zombie, no descriptor,
 //! no process. Traffic goes to 127.0.0.1 only, and every loop is bounded.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
@@ -17,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use common::*;
+use testbed::*;
 
 /// How one exchange with the server ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,22 +141,11 @@ fn count(results: &[Exchange], kind: Exchange) -> usize {
     results.iter().filter(|r| **r == kind).count()
 }
 
-fn fds_of(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-/// CPU time (user + system) the process has used, in clock ticks.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 #[test]
 fn a_flood_of_2000_connections_is_echoed_byte_for_byte_and_leaves_nothing_behind() {
     for mode in modes() {
         let mut server = Server::start(&["-q", "--mode", mode]);
-        let fds_before = fds_of(server.pid);
+        let fds_before = fd_count(server.pid);
         let results = flood(server.port, 64, 2000, 256 * 1024, None);
         assert_eq!(results.len(), 2000, "{mode}");
         assert_eq!(count(&results, Exchange::Wrong), 0, "{mode}: a wrong echo");
@@ -172,7 +159,7 @@ fn a_flood_of_2000_connections_is_echoed_byte_for_byte_and_leaves_nothing_behind
             server.wait_for_children(0, |_| true);
         }
         wait_until(&format!("{mode}: the descriptors to come back to {fds_before}"), || {
-            (fds_of(server.pid) == fds_before).then_some(())
+            (fd_count(server.pid) == fds_before).then_some(())
         });
         assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{mode}");
         assert!(processes_in_group(server.pid).is_empty(), "{mode}");
@@ -361,18 +348,24 @@ fn out_of_descriptors_the_server_backs_off_and_recovers() {
     for mode in ["thread", "poll"] {
         // 10 descriptors: stdin, stdout, stderr, msock, the wake pipe, and
         // room for 4 clients.
-        let mut server = Server::start_with("prlimit", &["--nofile=10:10", SERVER, "--mode", mode], &[]);
+        let mut server = Server::start_with("prlimit", &["--nofile=10:10", &SERVER, "--mode", mode], &[]);
         let held: Vec<TcpStream> = (0..4).map(|_| server.served_client()).collect();
         let mut waiting = server.connect();
         waiting.write_all(b"let me in\n").unwrap();
         server.wait_for_line(|l| l.contains("Too many open files"));
         // Pausing between tries, and saying so once: the tries go on (ten
         // a second) while the log waits for the end of the trouble.
-        // Backing off, not spinning: over a second, little CPU.
-        let before = cpu_ticks(server.pid);
-        thread::sleep(Duration::from_secs(1));
-        let used = cpu_ticks(server.pid) - before;
-        assert!(used < 20, "{mode}: {used} ticks of CPU in 1 s: a busy loop");
+        // Backing off, not spinning: over ten pauses (each a sleep, which
+        // the kernel counts as a voluntary context switch), little CPU. A
+        // server that spun would never pause, and this wait would fail.
+        let ticks = || Proc::read(server.pid).expect("the server").cpu_ticks();
+        let switches = || voluntary_switches(server.pid).expect("the server's status");
+        let (ticks_before, switches_before) = (ticks(), switches());
+        wait_until(&format!("{mode}: ten pauses of the server"), || {
+            (switches() >= switches_before + 10).then_some(())
+        });
+        let used = ticks() - ticks_before;
+        assert!(used < 20, "{mode}: {used} ticks of CPU over ten pauses: a busy loop");
         drop(held);
         let mut echo = [0u8; 10];
         waiting.read_exact(&mut echo).unwrap();
@@ -387,8 +380,8 @@ fn out_of_descriptors_the_server_backs_off_and_recovers() {
 
 #[test]
 fn when_fork_fails_the_client_is_let_go_and_the_server_goes_on() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to run the server as another user with a process limit");
+    let test = "when_fork_fails_the_client_is_let_go_and_the_server_goes_on";
+    if !needs_root(test, "to run the server as another user with a process limit") {
         return;
     }
     // As a user of its own (the limit counts every process of the user:

@@ -6,14 +6,11 @@
 //! its busy retries, the chained library handler, and what `--bind` lets
 //! through.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
 
-use common::*;
+use testbed::*;
 
 /// The models that take `--splice`, from the server's own table.
 fn splice_models() -> Vec<&'static str> {
@@ -249,21 +246,13 @@ fn a_prefork_worker_told_to_stop_leaves_at_once_and_is_replaced() {
 /// (its Send-Q) and data it no longer reads (its Recv-Q), as the kernel
 /// shows them: the server's send to it would block.
 fn stuck_non_reader(port: u16) -> TcpStream {
-    use nix::sys::socket::{
-        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
-    };
-    use std::os::fd::AsRawFd;
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
-    setsockopt(&fd, sockopt::RcvBuf, &2048).unwrap();
-    connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).unwrap();
-    let sock = TcpStream::from(fd);
+    let sock = small_window_socket(port);
     sock.set_nonblocking(true).unwrap();
-    let local = sock.local_addr().unwrap().port();
     let chunk = vec![b'n'; 64 * 1024];
     let mut writer = &sock;
     wait_until("the server to be unable to send to a client that does not read", || {
         while writer.write(&chunk).is_ok() {}
-        let side = tcp_table().into_iter().find(|e| e.local_port == port && e.remote_port == local)?;
+        let side = server_side_of(&sock, port)?;
         (side.tx_queue > 0 && side.rx_queue > 0).then_some(())
     });
     sock
@@ -271,32 +260,30 @@ fn stuck_non_reader(port: u16) -> TcpStream {
 
 #[test]
 fn the_poll_server_waits_for_pollout_instead_of_retrying_full_sockets() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     if !have("strace") {
-        assert!(std::env::var_os("CI").is_none(), "CI must install strace (.ci/run)");
-        eprintln!("skipped: strace is not installed");
-        return;
+        return cannot_run_here(
+            "the_poll_server_waits_for_pollout_instead_of_retrying_full_sockets",
+            "strace is not installed (.ci/run installs it)",
+        );
     }
     let dir = std::env::temp_dir().join(format!("tcpechod-pollout-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let trace = dir.join("trace");
-    // The server under strace, which records every send and its result.
-    let child = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=sendto,write", "-o"])
-        .arg(&trace)
-        .args([SERVER, "--mode", "poll", "--bind", "127.0.0.1", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let mut strace = KillOnDrop(child);
-    let _group = GroupKiller(strace.0.id() as i32);
-    let mut log = std::io::BufReader::new(strace.0.stderr.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut log, &mut first).unwrap();
-    let port: u16 = first.trim().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    // The server under strace, which records every send and its result
+    // (`strace` is the process group's leader; the server its child).
+    let mut strace = Server::launch(
+        Command::new("strace").args(["-f", "-qq", "-e", "trace=sendto,write", "-o"]).arg(&trace).args([
+            &*SERVER,
+            "--mode",
+            "poll",
+            "--bind",
+            "127.0.0.1",
+            "0",
+        ]),
+    )
+    .unwrap();
+    let port = strace.port;
 
     let stuck: Vec<TcpStream> = (0..20).map(|_| stuck_non_reader(port)).collect();
     // One client that talks, 200 times: each exchange is a round of the
@@ -312,8 +299,7 @@ fn the_poll_server_waits_for_pollout_instead_of_retrying_full_sockets() {
     }
     drop(active);
     drop(stuck);
-    signal(strace.0.id() as i32, libc::SIGKILL);
-    let _ = strace.0.wait();
+    strace.wait_for_parent_exit_after(libc::SIGKILL);
     let text = std::fs::read_to_string(&trace).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let failed = text.lines().filter(|l| l.contains("sendto(") && l.contains("EAGAIN")).count();
@@ -321,15 +307,6 @@ fn the_poll_server_waits_for_pollout_instead_of_retrying_full_sockets() {
     // Each full socket is found full a few times while it fills; never
     // once per round.
     assert!(failed <= 20 * 5, "{failed} sends failed with EAGAIN for 200 rounds");
-}
-
-/// Kills a process group when dropped.
-struct GroupKiller(i32);
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        signal(-self.0, libc::SIGKILL);
-    }
 }
 
 #[test]

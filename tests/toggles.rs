@@ -1,16 +1,12 @@
 //! The toggles that break the server on purpose, each shown doing the harm
-//! it is there to show, next to the correct server that does not; and the
-//! SIGUSR1 status line.
-
-mod common;
+//! it is there to show, next to the correct server that does not (and
+//! `--no-join`, the threaded server's `--no-reaper`); and the SIGUSR1
+//! status line.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 
-use common::*;
-
-const TCP_TIME_WAIT: u8 = 0x06;
-const TCP_CLOSE_WAIT: u8 = 0x08;
+use testbed::*;
 
 /// One echo exchange after which the client half-closes but keeps its
 /// socket, so that the test can see what the server does with its side.
@@ -26,12 +22,6 @@ fn echo_then_half_close(server: &Server) -> TcpStream {
 /// Server-side sockets of `port` in `state`.
 fn server_sockets_in(port: u16, state: u8) -> Vec<TcpEntry> {
     tcp_table().into_iter().filter(|e| e.local_port == port && e.state == state).collect()
-}
-
-/// The server's end of the connection `client` has to `port`, if it exists.
-fn server_side_of(client: &TcpStream, port: u16) -> Option<TcpEntry> {
-    let client_port = client.local_addr().unwrap().port();
-    tcp_table().into_iter().find(|e| e.local_port == port && e.remote_port == client_port)
 }
 
 #[test]
@@ -161,6 +151,37 @@ fn no_reuseaddr_cannot_restart_over_time_wait() {
     // With SO_REUSEADDR (the default) the same restart succeeds at once.
     let again = Server::start_raw(&["--bind", "127.0.0.1", &port]);
     assert_eq!(again.port.to_string(), port);
+}
+
+#[test]
+fn no_join_leaves_finished_threads_unjoined_until_the_stop() {
+    // The threaded server's --no-reaper: a thread that finishes is not
+    // joined, and keeps its client's socket (closed when it is joined).
+    let mut server = Server::start(&["--mode", "thread", "--no-join"]);
+    for _ in 0..3 {
+        let mut sock = echo_then_half_close(&server);
+        sock.read_to_end(&mut Vec::new()).unwrap(); // the thread's FIN: it is done
+    }
+    server.wait_for_lines(3, |l| l.contains("finished; not joined (--no-join)"));
+    assert!(server.lines_with("joined thread").is_empty(), "{:?}", server.log);
+    let sockets = Proc::read(server.pid).unwrap().socket_inodes().len();
+    assert_eq!(sockets, 1 + 3, "msock, and the socket of each thread not joined");
+    // In /proc they are gone: the kernel lets a thread go when it ends.
+    // What waits for the join is in the process: its stack, its socket.
+    wait_until("the finished threads to leave /proc", || (threads_of(server.pid).len() == 1).then_some(()));
+    // The status line counts them as zombies, and none as reaped.
+    server.signal(libc::SIGUSR1);
+    let line = server.wait_for_line(|l| l.contains("status:"));
+    assert!(line.ends_with("status: children=0 zombies=3 accepted=3 reaped=0 sigpipe=0"), "{line}");
+
+    // At the stop, every one is joined, and counted.
+    assert_eq!(server.stop_with(libc::SIGTERM).code(), Some(0), "{:?}", server.log);
+    let stop = server.log.iter().position(|l| l.contains("SIGTERM received")).expect("the stop in the log");
+    let joined: Vec<usize> =
+        (0..server.log.len()).filter(|&i| server.log[i].contains("joined thread")).collect();
+    assert_eq!(joined.len(), 3, "{:?}", server.log);
+    assert!(joined.iter().all(|&i| i > stop), "joined only after the stop: {:?}", server.log);
+    assert_eq!(server.summary(), Summary { accepted: 3, reaped: 3, sigpipe: 0, cut: 0, killed: 0 });
 }
 
 #[test]

@@ -12,6 +12,8 @@
 //!   grows (`make bench`).
 //! - [`network`]: a loopback of the benchmark's own, when it can have one.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod chart;
 pub mod memory;
 pub mod network;

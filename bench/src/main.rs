@@ -14,6 +14,8 @@
 //! there is no process PID, or when the help or the version cannot be
 //! written; 2 for a bad command line.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{self, ExitCode};

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tcpechod::support::log::reason;
+use testbed::children_of;
 
 /// What came out.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -61,7 +62,7 @@ pub fn run(addr: SocketAddr, connections: usize, server_pid: i32) -> Result<Memo
         }
     }
     let mut processes = vec![server_pid];
-    processes.extend(children_of(server_pid));
+    processes.extend(children_of(server_pid).iter().map(|child| child.pid));
     let parent_pss_kib = pss_kib(server_pid).unwrap_or(0);
     let total_pss_kib = processes.iter().filter_map(|&pid| pss_kib(pid)).sum();
     drop(clients);
@@ -73,19 +74,4 @@ pub fn pss_kib(pid: i32) -> Option<u64> {
     let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
     let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The children of `pid`, from /proc.
-pub fn children_of(pid: i32) -> Vec<i32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&child| parent_of(child) == Some(pid))
-        .collect()
-}
-
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()
 }

@@ -35,12 +35,13 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::socket::{setsockopt, sockopt};
 
 use super::chart;
-use super::memory::{children_of, pss_kib};
+use super::memory::pss_kib;
 use super::rate::latency_histogram;
 use super::servers::{Contender, Lineup, Server};
 use super::Pattern;
 use plotters::prelude::SeriesLabelPosition;
 use tcpechod::support::log::say;
+use testbed::children_of;
 
 /// Bytes of each echo.
 const ECHO: usize = 64;
@@ -300,7 +301,7 @@ fn measure(contender: &Contender, n: usize, samples: usize) -> Result<Point> {
 
     // Memory, while every client is connected.
     let mut processes = vec![server.pid];
-    processes.extend(children_of(server.pid));
+    processes.extend(children_of(server.pid).iter().map(|child| child.pid));
     let pss_kib = processes.iter().filter_map(|&pid| pss_kib(pid)).sum();
     let page_tables_kib = processes.iter().filter_map(|&pid| page_tables_kib(pid)).sum();
 

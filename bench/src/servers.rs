@@ -2,17 +2,13 @@
 //! stopped: TCPechod in each of its models, the C baseline, socat.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
+use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
 use tcpechod::models::MODELS;
 use tcpechod::server::config::{Model, ServedBy};
 
@@ -137,17 +133,17 @@ impl Contender {
     }
 }
 
-/// A server started for one measurement, in its own process group.
+/// A server started for one measurement, in its own process group (see
+/// `testbed::Server`, which starts it, and kills the group when dropped).
 /// It is stopped on every path: by [`Server::stop`], by `Drop` when a
 /// measurement fails first, and by the kernel if echobench itself dies
 /// (Ctrl-C, kill): the server is started with PR_SET_PDEATHSIG.
 pub struct Server {
-    child: Child,
+    running: testbed::Server,
     /// Its process ID (and process group).
     pub pid: i32,
     /// Where it listens.
     pub addr: SocketAddr,
-    stopped: bool,
 }
 
 impl Server {
@@ -155,24 +151,7 @@ impl Server {
     /// and waits until it listens.
     pub fn start(contender: &Contender, clients: Option<usize>) -> Result<Server> {
         let mut command = Command::new(&contender.program);
-        command.args(contender.args_for(clients)).stdin(Stdio::null()).stdout(Stdio::null());
-        command.stderr(if contender.announces_port { Stdio::piped() } else { Stdio::null() });
-        let fixed_port = if contender.announces_port {
-            None
-        } else {
-            // socat: a port free a moment ago (loopback, nobody else takes it).
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            // -t 30: after a client's half-close, socat waits only 0.5 s by
-            // default for the rest of the echo, which cuts long streams.
-            command.args([
-                "-t".into(),
-                "30".into(),
-                format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
-                "PIPE".into(),
-            ]);
-            Some(port)
-        };
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command.args(contender.args_for(clients));
         let parent = nix::unistd::getpid();
         // SAFETY: the closure runs in the child between fork and exec, where
         // only async-signal-safe calls are allowed: prctl, getppid and
@@ -188,75 +167,28 @@ impl Server {
                 Ok(())
             });
         }
-        let mut child = command.spawn().with_context(|| format!("cannot run {:?}", contender.program))?;
-        let pid = child.id() as i32;
-        let port = match fixed_port {
-            Some(port) => {
-                wait_until_listening(port).inspect_err(|_| stop_group(&mut child, pid))?;
-                port
-            }
-            None => announced_port(&mut child).inspect_err(|_| stop_group(&mut child, pid))?,
-        };
-        Ok(Server { child, pid, addr: SocketAddr::from(([127, 0, 0, 1], port)), stopped: false })
+        let running = if contender.announces_port {
+            testbed::Server::launch(&mut command)
+        } else {
+            // socat: a port free a moment ago (loopback, nobody else takes it).
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            // -t 30: after a client's half-close, socat waits only 0.5 s by
+            // default for the rest of the echo, which cuts long streams.
+            command.args([
+                "-t".into(),
+                "30".into(),
+                format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
+                "PIPE".into(),
+            ]);
+            testbed::Server::launch_on(&mut command, port)
+        }
+        .with_context(|| format!("{:?} did not start", contender.program))?;
+        let (pid, addr) = (running.pid, SocketAddr::from(([127, 0, 0, 1], running.port)));
+        Ok(Server { running, pid, addr })
     }
 
     /// SIGTERM, a moment to shut down, then SIGKILL to whatever is left.
-    pub fn stop(mut self) {
-        let _ = kill(Pid::from_raw(self.pid), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        stop_group(&mut self.child, self.pid);
-        self.stopped = true;
+    pub fn stop(self) {
+        self.running.end(libc::SIGTERM, Duration::from_secs(10));
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if !self.stopped {
-            stop_group(&mut self.child, self.pid);
-        }
-    }
-}
-
-/// SIGKILL to the whole group (children that outlived the server
-/// included), then the server is reaped.
-fn stop_group(child: &mut Child, pid: i32) {
-    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-    let _ = child.wait();
-}
-
-/// Reads the port from the first line on the server's stderr
-/// ("... listening on 127.0.0.1:PORT"), then keeps draining stderr.
-fn announced_port(child: &mut Child) -> Result<u16> {
-    let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        if let Some(Ok(first)) = lines.next() {
-            let _ = tx.send(first);
-        }
-        for _ in lines {} // the rest of the log goes nowhere
-    });
-    let first = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| anyhow!("the server did not start"))?;
-    first
-        .rsplit(':')
-        .next()
-        .and_then(|port| port.trim().parse().ok())
-        .ok_or_else(|| anyhow!("no port in {first:?}"))
-}
-
-fn wait_until_listening(port: u16) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    bail!("nothing listens on port {port}")
 }

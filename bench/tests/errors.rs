@@ -4,9 +4,6 @@
 //! "(os error N)", and a documented exit status; and a refused connection
 //! ends a run at once instead of being retried for its whole duration.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -14,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 
 use nix::sys::socket::{bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
 
-use common::*;
+use testbed::*;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_echobench");
 

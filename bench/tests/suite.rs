@@ -3,27 +3,25 @@
 //! must finish and find no wrong echo. The figures themselves belong to
 //! `make bench`, not to tests.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use testbed::*;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_echobench");
 
-/// The server the benchmark measures, built by `make` (or by `cargo test
-/// --workspace`, which builds every package first).
+/// The server the benchmark measures: the one cargo built beside this
+/// test (`cargo test --workspace` builds every package first; alone,
+/// `cargo test -p echobench` wants `cargo build -p tcpechod` first).
 fn server_built() {
-    assert!(Path::new(SERVER).is_file(), "{SERVER} is missing: build the server first (make)");
+    assert!(Path::new(&*SERVER).is_file(), "{SERVER} is missing: build the server first (make)");
 }
 
 #[test]
 fn the_benchmark_runs_every_model_and_checks_every_echo() {
     server_built();
     let mut command = Command::new(BENCH);
-    command.args(["suite", "--quick", "--server", SERVER]);
+    command.args(["suite", "--quick", "--server", &SERVER]);
     let dir = std::env::temp_dir().join(format!("tcpechod-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c_server = dir.join("forkechod");
@@ -83,7 +81,7 @@ fn a_failed_benchmark_leaves_no_server_behind() {
     std::fs::create_dir_all(&dir).unwrap();
     let fake = fake_server(&dir);
     let out = run_bounded(
-        Command::new(BENCH).args(["suite", "--quick", "--server", SERVER]).arg("--c-server").arg(&fake),
+        Command::new(BENCH).args(["suite", "--quick", "--server", &SERVER]).arg("--c-server").arg(&fake),
         b"",
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr_text(&out));
@@ -97,7 +95,7 @@ fn an_interrupted_benchmark_leaves_no_server_behind() {
     server_built();
     let mut bench = KillOnDrop(
         Command::new(BENCH)
-            .args(["suite", "--quick", "--server", SERVER])
+            .args(["suite", "--quick", "--server", &SERVER])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -106,7 +104,7 @@ fn an_interrupted_benchmark_leaves_no_server_behind() {
     );
     let pid = bench.0.id() as i32;
     // Its children that run the server (not `ip`, which it may run first).
-    let server = std::fs::canonicalize(SERVER).unwrap();
+    let server = std::fs::canonicalize(&*SERVER).unwrap();
     let servers = wait_until("a server under test", || {
         let servers: Vec<Proc> = children_of(pid)
             .into_iter()
@@ -128,7 +126,7 @@ fn the_scaling_run_holds_every_model_s_clients_and_writes_its_report() {
     server_built();
     let dir = std::env::temp_dir().join(format!("tcpechod-scale-{}", std::process::id()));
     let out = run_bounded(
-        Command::new(BENCH).args(["scale", "--quick", "--server", SERVER]).arg("--out").arg(&dir),
+        Command::new(BENCH).args(["scale", "--quick", "--server", &SERVER]).arg("--out").arg(&dir),
         b"",
     );
     let report = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -10,6 +10,8 @@
 //!
 //! Run: `make && ./processes`
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::hint::black_box;
 use std::io::Write;
 use std::process;

@@ -10,6 +10,8 @@
 //! builds and checks it and writes its CSV line, `processes` bounds every
 //! command in time and stops all it leaves; `json` reads the checker.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod answers;
 pub mod grade;
 pub mod isolation;

@@ -7,7 +7,6 @@
 //! killed, however it hid (a session or a process group of its own, a
 //! double fork).
 
-use std::fs;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus};
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
+use testbed::descendants;
 
 /// The longest the stopping of what a command left may take.
 const STOP_TIME: Duration = Duration::from_secs(10);
@@ -94,7 +94,7 @@ pub fn stop_descendants() -> usize {
             return family.len();
         }
         for p in &family {
-            if p.state != 'Z' {
+            if !p.is_zombie() {
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
             } else if p.ppid == me {
                 let _ = waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG));
@@ -102,39 +102,4 @@ pub fn stop_descendants() -> usize {
         }
         thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// A process as /proc/PID/stat shows it.
-#[derive(Debug, Clone)]
-struct Proc {
-    pid: i32,
-    ppid: i32,
-    state: char,
-}
-
-fn read_proc(pid: i32) -> Option<Proc> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
-    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some(Proc { pid, ppid, state })
-}
-
-/// Every process that descends from `root` now (zombies too).
-fn descendants(root: i32) -> Vec<Proc> {
-    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
-    let all: Vec<Proc> = dir
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter_map(read_proc)
-        .collect();
-    let mut found = Vec::new();
-    let mut parents = vec![root];
-    while let Some(parent) = parents.pop() {
-        for p in all.iter().filter(|p| p.ppid == parent) {
-            parents.push(p.pid);
-            found.push(p.clone());
-        }
-    }
-    found
 }

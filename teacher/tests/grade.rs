@@ -7,9 +7,6 @@
 //! of their folder, are refused, and nothing of them is written outside.
 //! An interrupt stops everything; usage errors are one line.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use testbed::*;
 
 const GRADE: &str = env!("CARGO_BIN_EXE_grade");
 /// The loosest bound on one grading run of a few submissions, or on one
@@ -26,24 +23,6 @@ const RUN_TIME: Duration = Duration::from_secs(600);
 /// The checker's time per exercise in these runs: far more than a sound
 /// submission needs, and what the one that stops the checker costs.
 const CHECK_TIMEOUT: u64 = 60;
-
-/// A folder of the test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("tcpechod-grade-test-{}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A target directory of this test's own, kept between runs: the checker
 /// and the student crate's dependencies build once.
@@ -65,13 +44,6 @@ fn solution(scratch: &Path) -> String {
     solved
 }
 
-/// `git apply` of teacher/solution.patch at `top`, as a teacher does.
-fn apply_solution(top: &Path) {
-    let patch = repo_root().join("teacher/solution.patch");
-    let applied = Command::new("git").args(["apply", "-p1"]).arg(&patch).current_dir(top).output().unwrap();
-    assert!(applied.status.success(), "git apply: {}", String::from_utf8_lossy(&applied.stderr));
-}
-
 /// `text` with `old` (there once) replaced by `new`.
 fn edited(text: &str, old: &str, new: &str) -> String {
     assert_eq!(text.matches(old).count(), 1, "{old:?} once");
@@ -90,44 +62,6 @@ fn sheet_with_answers(file: &str, label: &str, letter: char, numbers: &[u32]) ->
     text
 }
 
-/// Runs a command to its end within RUN_TIME, in a process group of its
-/// own that is killed if the test fails first; its output, and its PID.
-fn run_within(command: &mut Command) -> (std::process::Output, i32) {
-    use std::os::unix::process::CommandExt;
-    let child =
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn();
-    let mut child = KillGroupOnDrop(child.expect("spawn"));
-    let pid = child.0.id() as i32;
-    let deadline = Instant::now() + RUN_TIME;
-    let (out, err) = (child.0.stdout.take().unwrap(), child.0.stderr.take().unwrap());
-    let read = |mut from: Box<dyn std::io::Read + Send>| {
-        thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = from.read_to_end(&mut text);
-            text
-        })
-    };
-    let (out, err) = (read(Box::new(out)), read(Box::new(err)));
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "{command:?} took longer than {RUN_TIME:?}");
-        thread::sleep(Duration::from_millis(50));
-    };
-    (std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }, pid)
-}
-
-/// A child whose whole process group is killed when the test lets go.
-struct KillGroupOnDrop(std::process::Child);
-
-impl Drop for KillGroupOnDrop {
-    fn drop(&mut self) {
-        signal(-(self.0.id() as i32), libc::SIGKILL);
-        let _ = self.0.wait();
-    }
-}
-
 /// `make entrega` in a scratch copy of the repository with the solution
 /// applied and the sheets partly answered: entrega-ana.tar.gz.
 fn handed_in_solution(scratch: &Path) -> PathBuf {
@@ -140,7 +74,7 @@ fn handed_in_solution(scratch: &Path) -> PathBuf {
     fs::write(top.join("RESPUESTAS.md"), es).unwrap();
     fs::write(top.join("ANSWER_SHEET.md"), sheet_with_answers("ANSWER_SHEET.md", "Answer:", 'Q', &[21]))
         .unwrap();
-    let (output, _) = run_within(
+    let output = run_within(
         Command::new("make")
             .args(["-s", "entrega"])
             .current_dir(top.join("labs/student"))
@@ -149,6 +83,7 @@ fn handed_in_solution(scratch: &Path) -> PathBuf {
             .env("LANG", "C")
             .env_remove("LC_ALL")
             .env_remove("LC_MESSAGES"),
+        RUN_TIME,
     );
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "make entrega: {said}{}", stderr_text(&output));
@@ -216,7 +151,7 @@ fn grade(folder: &Path, tag: &str) -> Graded {
         .env("LANG", "C")
         .env_remove("LC_ALL")
         .env_remove("LC_MESSAGES");
-    let (output, pid) = run_within(&mut command);
+    let (output, pid) = run_within_pid(&mut command, RUN_TIME);
     let stderr = stderr_text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(output.stdout.is_empty(), "the CSV went to --out");
@@ -245,13 +180,13 @@ fn assert_nothing_left(grader: i32) {
 #[test]
 fn five_submissions_five_lines() {
     let started = Instant::now();
-    let scratch = Scratch::new("five");
-    let subs = scratch.0.join("submissions");
+    let scratch = Scratch::new("grade-five");
+    let subs = scratch.dir.join("submissions");
     fs::create_dir_all(&subs).unwrap();
-    let solved = solution(&scratch.0);
+    let solved = solution(&scratch.dir);
 
     // The reference solution, as `make entrega` packs it.
-    fs::rename(handed_in_solution(&scratch.0), subs.join("entrega-ana.tar.gz")).unwrap();
+    fs::rename(handed_in_solution(&scratch.dir), subs.join("entrega-ana.tar.gz")).unwrap();
     // The untouched skeleton, an unpacked entrega with the blank sheet.
     let bob = subs.join("entrega-bob");
     fs::create_dir(&bob).unwrap();
@@ -384,8 +319,8 @@ fn tarball(path: &Path, entries: &[(&str, u8, &[u8], &str)], listed: &str) {
 
 #[test]
 fn a_submission_with_a_link_or_a_path_out_of_its_folder_is_refused_alone() {
-    let scratch = Scratch::new("refused");
-    let subs = scratch.0.join("submissions");
+    let scratch = Scratch::new("grade-refused");
+    let subs = scratch.dir.join("submissions");
     fs::create_dir_all(&subs).unwrap();
     let main = skeleton();
     let outside = std::env::temp_dir().join(format!("oscar-was-here-{}", std::process::id()));
@@ -424,7 +359,7 @@ fn a_submission_with_a_link_or_a_path_out_of_its_folder_is_refused_alone() {
     let zoe = subs.join("tcpechod-lab-zoe");
     fs::create_dir_all(zoe.join(".git")).unwrap();
     fs::create_dir_all(zoe.join("labs/student/src")).unwrap();
-    fs::write(zoe.join("labs/student/src/main.rs"), solution(&scratch.0)).unwrap();
+    fs::write(zoe.join("labs/student/src/main.rs"), solution(&scratch.dir)).unwrap();
     fs::write(zoe.join("RESPUESTAS.md"), sheet_with_answers("RESPUESTAS.md", "Respuesta:", 'P', &[1]))
         .unwrap();
     fs::copy(repo_root().join("README.md"), zoe.join("README.md")).unwrap();
@@ -454,13 +389,13 @@ fn a_submission_with_a_link_or_a_path_out_of_its_folder_is_refused_alone() {
 
 #[test]
 fn an_interrupt_stops_the_checker_the_servers_and_the_run() {
-    let scratch = Scratch::new("interrupt");
-    let subs = scratch.0.join("submissions");
+    let scratch = Scratch::new("grade-interrupt");
+    let subs = scratch.dir.join("submissions");
     let eva = subs.join("eva");
     fs::create_dir_all(&eva).unwrap();
     // A server that never ends on SIGTERM, and stops its checker.
     let hang = edited(
-        &solution(&scratch.0),
+        &solution(&scratch.dir),
         "    STOP.store(true, Ordering::SeqCst);\n",
         "    let _ = nix::sys::signal::kill(nix::unistd::getppid(), Signal::SIGSTOP);
     loop {
@@ -469,10 +404,9 @@ fn an_interrupt_stops_the_checker_the_servers_and_the_run() {
 ",
     );
     fs::write(eva.join("main.rs"), hang).unwrap();
-    let csv = scratch.0.join("grades.csv");
-    let log = scratch.0.join("stderr.txt");
-    use std::os::unix::process::CommandExt;
-    let mut grader = KillGroupOnDrop(
+    let csv = scratch.dir.join("grades.csv");
+    let log = scratch.dir.join("stderr.txt");
+    let mut grader = ProcessGroup::spawn(
         Command::new(GRADE)
             .arg("--out")
             .arg(&csv)
@@ -485,27 +419,22 @@ fn an_interrupt_stops_the_checker_the_servers_and_the_run() {
             .env_remove("LC_MESSAGES")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .process_group(0)
-            .spawn()
-            .unwrap(),
+            .stderr(fs::File::create(&log).unwrap()),
     );
-    let pid = grader.0.id() as i32;
+    let pid = grader.pid();
     let work = std::env::temp_dir().join(format!("tcpechod-grade-{pid}"));
     let checker = work.join("bin/check");
     // Once the builds are done (they may take minutes the first time), the
     // checker runs, and with it the student's server.
-    let deadline = Instant::now() + RUN_TIME;
     let runs = |path: &Path| {
         all_processes().iter().any(|p| fs::read_link(format!("/proc/{}/exe", p.pid)).is_ok_and(|e| e == path))
     };
-    while !(runs(&checker) && runs(&work.join("run/TCPechod"))) {
-        assert!(grader.0.try_wait().unwrap().is_none(), "{}", fs::read_to_string(&log).unwrap());
-        assert!(Instant::now() < deadline, "the checker never ran: {}", fs::read_to_string(&log).unwrap());
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_within("the checker and the student's server to run", RUN_TIME, || {
+        assert!(grader.try_wait().is_none(), "{}", fs::read_to_string(&log).unwrap());
+        (runs(&checker) && runs(&work.join("run/TCPechod"))).then_some(())
+    });
     signal(pid, libc::SIGINT);
-    let status = wait_until("the grader to stop", || grader.0.try_wait().unwrap());
+    let status = wait_until("the grader to stop", || grader.try_wait());
     let said = fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(130), "{said}");
     assert_eq!(
@@ -544,15 +473,16 @@ fn the_wrapper_builds_and_runs_the_grader() {
     // In a target directory of its own: the wrapper's build must not
     // replace the binary the other tests run.
     let wrapper = repo_root().join("teacher/grade");
-    let (output, _) =
-        run_within(Command::new(&wrapper).arg("--help").env("CARGO_TARGET_DIR", target("wrapper")));
+    let output =
+        run_within(Command::new(&wrapper).arg("--help").env("CARGO_TARGET_DIR", target("wrapper")), RUN_TIME);
     assert!(output.status.success(), "{}", stderr_text(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("Usage: grade [OPTIONS] <FOLDER>"));
-    let (output, _) = run_within(
+    let output = run_within(
         Command::new(&wrapper)
             .arg("/nonexistent")
             .env("CARGO_TARGET_DIR", target("wrapper"))
             .env("LANG", "C"),
+        RUN_TIME,
     );
     assert_one_line_error(&output, 1, "grade", &["/nonexistent is not a folder"]);
 }

@@ -6,17 +6,12 @@
 //! the runner runs them: each passes on the reference solution and fails
 //! on the untouched skeleton.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::*;
+use testbed::*;
 
 /// A node of the YAML this file reads: block maps, block sequences and
 /// plain or quoted scalars, the subset GitHub's workflow files use.
@@ -228,10 +223,7 @@ impl Checkout {
         let _ = fs::remove_dir_all(&top);
         copy_student_crate(&top.join("labs/student"));
         if solved {
-            let patch = repo_root().join("teacher/solution.patch");
-            let applied =
-                Command::new("git").args(["apply", "-p1"]).arg(&patch).current_dir(&top).output().unwrap();
-            assert!(applied.status.success(), "git apply: {}", String::from_utf8_lossy(&applied.stderr));
+            apply_solution(&top);
         }
         Checkout(top)
     }
@@ -247,7 +239,7 @@ impl Drop for Checkout {
 /// of the repository, no locale), within its timeout; the exit status and
 /// the last line of its output.
 fn run_step(top: &Path, command: &str, minutes: u64) -> (Option<i32>, String) {
-    let mut child = KillOnDrop(
+    let output = run_within(
         Command::new("sh")
             .args(["-c", command])
             .current_dir(top)
@@ -255,33 +247,10 @@ fn run_step(top: &Path, command: &str, minutes: u64) -> (Option<i32>, String) {
             .env_remove("LC_ALL")
             .env_remove("LC_MESSAGES")
             // The builds share one target directory, kept between runs.
-            .env("TARGET", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("classroom"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap(),
+            .env("TARGET", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("classroom")),
+        Duration::from_secs(minutes * 60),
     );
-    let mut stdout = child.0.stdout.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
-        text
-    });
-    let deadline = Instant::now() + Duration::from_secs(minutes * 60);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            signal(-(child.0.id() as i32), libc::SIGKILL);
-            panic!("{command:?} took longer than its {minutes} min");
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let text = reader.join().unwrap();
-    (status.code(), text.lines().last().unwrap_or_default().to_string())
+    (output.status.code(), stdout_text(&output).lines().last().unwrap_or_default().to_string())
 }
 
 #[test]

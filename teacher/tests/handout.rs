@@ -13,19 +13,13 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::sys::wait::{waitid, Id, WaitPidFlag};
-use nix::unistd::Pid;
+use testbed::run_within;
 
 /// Making a handout, and every git, tar or cargo metadata command.
 const QUICK: Duration = Duration::from_secs(120);
@@ -75,65 +69,14 @@ impl Drop for Scratch {
     }
 }
 
-/// A command started in a process group of its own. Whatever is left of
-/// the group is killed before the command is reaped (while the group's id
-/// is still its own), also when the test fails first.
-struct Group(Option<Child>);
-
-impl Group {
-    fn finish(&mut self) -> Option<ExitStatus> {
-        let mut child = self.0.take()?;
-        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-        child.wait().ok()
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
-/// Runs `command` to its end, for at most `limit`, and returns what it
-/// printed. No input; make's job server and variables of an enclosing make
-/// are not passed on.
+/// Runs `command` to its end, for at most `limit` (see
+/// `testbed::run_within`), and returns what it printed. No input; make's
+/// job server and variables of an enclosing make are not passed on.
 fn run(command: &mut Command, limit: Duration) -> Output {
-    command
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
-        .env_remove("CARGO_MAKEFLAGS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command.spawn().unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
-    let pid = Pid::from_raw(child.id() as i32);
-    let read = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = read(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = read(Box::new(child.stderr.take().expect("piped stderr")));
-    let mut group = Group(Some(child));
-    // WNOWAIT: the command is seen to end without being reaped, so that
-    // its group is still its own when `finish` kills what is left of it.
-    let (tx, ended) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT));
-    });
-    let in_time = matches!(ended.recv_timeout(limit), Ok(Ok(_)));
-    let status = group.finish().expect("the command's exit status");
-    let output = Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    };
-    assert!(in_time, "{command:?} did not end within {limit:?}; it printed:\n{}", printed(&output));
-    output
+    for name in ["MAKEFLAGS", "MFLAGS", "MAKELEVEL", "CARGO_MAKEFLAGS"] {
+        command.env_remove(name);
+    }
+    run_within(command, limit)
 }
 
 /// What a command printed, stdout then stderr.

@@ -5,14 +5,11 @@
 //! 3/3; in English and in Spanish. (The cheats it catches, its JSON and
 //! how it cleans up: tests/student_checker.rs.)
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::*;
+use testbed::*;
 
 /// A copy of labs/student at `dir/labs/student`, where the patch expects it.
 fn student_crate_in(dir: &Path) -> PathBuf {
@@ -97,14 +94,7 @@ fn the_checker_fails_the_skeleton_on_exercises_5_6_7_and_passes_the_solution() {
     // copy of the repository.
     let solved_root = dir.join("solved");
     let solved = student_crate_in(&solved_root);
-    let patch = repo_root().join("teacher/solution.patch");
-    let applied = Command::new("git")
-        .args(["apply", "-p1"])
-        .arg(&patch)
-        .current_dir(&solved_root)
-        .output()
-        .expect("git apply");
-    assert!(applied.status.success(), "git apply: {}", String::from_utf8_lossy(&applied.stderr));
+    apply_solution(&solved_root);
     for lang in ["C", "es_ES.UTF-8"] {
         let out = make_and_check(&solved, &target, lang);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();

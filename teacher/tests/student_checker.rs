@@ -6,9 +6,6 @@
 //! fork bomb stopped), no process of the student's server is left. And
 //! its score line, its JSON and its usage errors.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Read;
@@ -17,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use common::*;
 use teacher::json::Json;
+use testbed::*;
 
 /// The longest one run of the checker may take (its waits are 10 s each).
 const CHECK_TIME: Duration = Duration::from_secs(180);
@@ -65,14 +62,7 @@ fn build_at(root: PathBuf, name: &str, solved: bool, edits: &[(&str, &str)]) -> 
     let dir = root.join("labs/student");
     copy_student_crate(&dir);
     if solved {
-        let patch = repo_root().join("teacher/solution.patch");
-        let applied = Command::new("git")
-            .args(["apply", "-p1"])
-            .arg(&patch)
-            .current_dir(&root)
-            .output()
-            .expect("git apply");
-        assert!(applied.status.success(), "git apply: {}", String::from_utf8_lossy(&applied.stderr));
+        apply_solution(&root);
     }
     let main = dir.join("src/main.rs");
     let mut source = fs::read_to_string(&main).unwrap();
@@ -165,12 +155,8 @@ impl Checker {
 
     /// Waits for the end (bounded by CHECK_TIME) and returns its output.
     fn finish(mut self) -> Output {
-        let deadline = Instant::now() + CHECK_TIME;
-        while self.running() {
-            assert!(Instant::now() < deadline, "./check took longer than {CHECK_TIME:?}");
-            thread::sleep(Duration::from_millis(20));
-        }
-        let status = self.child.wait().unwrap();
+        let child = &mut self.child;
+        let status = wait_until_within("./check to end", CHECK_TIME, || child.try_wait().unwrap());
         let (stdout, stderr) = self.output.take().unwrap().join().unwrap();
         Output { status, stdout, stderr }
     }
@@ -180,10 +166,7 @@ impl Drop for Checker {
     fn drop(&mut self) {
         if self.running() {
             signal(self.pid(), libc::SIGTERM);
-            let deadline = Instant::now() + TIMEOUT;
-            while self.running() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(20));
-            }
+            let _ = poll_until(TIMEOUT, || self.child.try_wait().ok().flatten());
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -787,37 +770,11 @@ fn a_constant_sigpipe_count_fails_exercise_6() {
     }
 }
 
-/// A process seen in /proc: its start time tells it from a later one
-/// with the same number.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Seen {
-    pid: i32,
-    start: u64,
-}
-
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Every process that descends from `root` now.
-fn descendants(root: i32) -> Vec<Proc> {
-    let all = all_processes();
-    let mut found = Vec::new();
-    let mut parents = vec![root];
-    while let Some(parent) = parents.pop() {
-        for p in all.iter().filter(|p| p.ppid == parent) {
-            parents.push(p.pid);
-            found.push(p.clone());
-        }
-    }
-    found
-}
-
 /// The student's processes seen while the checker ran, by ancestry and by
 /// process group, and the binary they run.
 struct Watch {
-    seen: HashSet<Seen>,
+    /// By PID and start time: a later process with the same number is not one of them.
+    seen: HashSet<(i32, u64)>,
     groups: HashSet<i32>,
     binary: PathBuf,
 }
@@ -831,10 +788,8 @@ impl Watch {
     fn look(&mut self, checker: i32) -> usize {
         let family = descendants(checker);
         for p in &family {
-            if let Some(start) = start_time(p.pid) {
-                self.seen.insert(Seen { pid: p.pid, start });
-                self.groups.insert(p.pgrp);
-            }
+            self.seen.insert((p.pid, p.start_time));
+            self.groups.insert(p.pgrp);
         }
         family.len()
     }
@@ -845,8 +800,7 @@ impl Watch {
         all_processes()
             .into_iter()
             .filter(|p| {
-                let same =
-                    start_time(p.pid).is_some_and(|start| self.seen.contains(&Seen { pid: p.pid, start }));
+                let same = self.seen.contains(&(p.pid, p.start_time));
                 let exe = fs::read_link(format!("/proc/{}/exe", p.pid)).ok();
                 same || self.groups.contains(&p.pgrp) || exe.as_deref() == Some(self.binary.as_path())
             })
@@ -955,11 +909,11 @@ fn a_fork_bomb_is_stopped_at_the_process_limit() {
     let mut watch = Watch::new(&cheat);
     let mut checker = Checker::start(&cheat.dir, "C", &["6"]);
     let pid = checker.pid();
-    let deadline = Instant::now() + CHECK_TIME;
-    while checker.running() && Instant::now() < deadline {
+    // What it starts is noted at every look, until it ends.
+    poll_until(CHECK_TIME, || {
         watch.look(pid);
-        thread::sleep(Duration::from_millis(5));
-    }
+        (!checker.running()).then_some(())
+    });
     let output = checker.finish();
     let report = text(&output);
     assert_eq!(output.status.code(), Some(1), "{report}");

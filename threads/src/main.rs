@@ -18,6 +18,8 @@
 //!
 //! Run: `make && ./threads`
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::process;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex, PoisonError};

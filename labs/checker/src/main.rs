@@ -45,6 +45,8 @@
 //! (mkdtemp, mode 0700), opening its files there with O_EXCL and
 //! O_NOFOLLOW, and removing the folder at its end.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

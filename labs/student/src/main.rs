@@ -25,6 +25,9 @@
 
 // The handlers below are unused until you install them: no warning for that.
 #![allow(dead_code)]
+// Every `unsafe` block says why it is sound, in a `// SAFETY:` comment
+// above it: `make lint` (clippy) refuses one that does not.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};

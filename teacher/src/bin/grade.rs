@@ -16,6 +16,8 @@
 //! SIGINT, SIGTERM or SIGHUP stopped it, after it stopped every process
 //! it had started.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
