@@ -97,6 +97,49 @@ pub struct Fatal {
     pub en: String,
 }
 
+/// As root, one grading run at a time for a user: after each submission
+/// a run removes the processes and the files that user made since it
+/// began, which would include another run's. A second run waits here,
+/// and says so.
+fn lock_user(uid: u32, spanish: bool) -> Result<nix::fcntl::Flock<File>, Fatal> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::os::unix::fs::OpenOptionsExt;
+    let folder =
+        ["/run/lock", "/run"].into_iter().map(Path::new).find(|p| p.is_dir()).unwrap_or(Path::new("/tmp"));
+    let path = folder.join(format!("tcpechod-grade-{uid}.lock"));
+    let cannot = |why: String| {
+        fatal(
+            format!("no se puede abrir {}: {why}", path.display()),
+            format!("cannot open {}: {why}", path.display()),
+        )
+    };
+    let open = || {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+    };
+    let file = open().map_err(|err| cannot(reason(&err)))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => Ok(locked),
+        Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let _ = writeln!(
+                io::stderr(),
+                "grade: {}",
+                match spanish {
+                    true => "otra corrección usa el mismo usuario (--user); esperando a que termine",
+                    false => "another grading run uses the same user (--user); waiting for it to end",
+                }
+            );
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| cannot(errno.desc().into()))
+        }
+        Err((_, errno)) => Err(cannot(errno.desc().into())),
+    }
+}
+
 fn fatal(es: impl Into<String>, en: impl Into<String>) -> Fatal {
     Fatal { es: es.into(), en: en.into() }
 }
@@ -172,6 +215,19 @@ fn csv_field(text: &str) -> String {
 /// The folder of the run now, removed by [`clean_up`] (also on an interrupt).
 static WORK: Mutex<Option<PathBuf>> = Mutex::new(None);
 
+/// Set by the grader's signal thread before it stops everything: the
+/// submission being graded then is not written (its checker was stopped by
+/// the interrupt, not failed by the student's code), and the run never
+/// ends as if it had finished.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Waits for the signal thread to end the process, if it is under way.
+fn unless_interrupted() {
+    while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::park();
+    }
+}
+
 /// Removes the folder of the run, if any.
 pub fn clean_up() {
     let work = WORK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
@@ -228,6 +284,9 @@ struct Grader<'a> {
     /// The questions of the answer sheet, by number.
     questions: BTreeSet<u32>,
     cargo: String,
+    /// As root: the lock that keeps one run at a time for the user
+    /// (held while this value lives).
+    _user_lock: Option<nix::fcntl::Flock<File>>,
 }
 
 /// Makes `dir` (and its parents) with `mode`.
@@ -269,6 +328,10 @@ impl<'a> Grader<'a> {
         let jail = match options.as_me {
             true => None,
             false => Some(Self::jail_for(&options.user)?),
+        };
+        let user_lock = match &jail {
+            Some(jail) => Some(lock_user(jail.uid, options.spanish)?),
+            None => None,
         };
         // A folder nobody else can guess, made here and nowhere else.
         let template = std::env::temp_dir().join(format!("tcpechod-grade-{}-XXXXXX", std::process::id()));
@@ -318,6 +381,7 @@ impl<'a> Grader<'a> {
             build,
             questions,
             cargo,
+            _user_lock: user_lock,
         };
         if grader.jail.is_some() {
             grader.build = grader.confined_build()?;
@@ -556,6 +620,7 @@ impl<'a> Grader<'a> {
         writeln!(out, "{HEADER}").and_then(|_| out.flush()).map_err(write_failed)?;
         for (n, submission) in submissions.iter().enumerate() {
             let line = self.grade(n, submission);
+            unless_interrupted();
             writeln!(out, "{}", line.csv()).and_then(|_| out.flush()).map_err(write_failed)?;
             let score = line.passed.iter().filter(|&&p| p).count();
             let (build_es, build_en) = match line.build {

@@ -332,7 +332,7 @@ fn the_handout_holds_the_lab_and_nothing_of_the_teachers() {
         }
     }
     for essential in
-        ["Makefile", "README.md", "labs/student/src/main.rs", "labs/student/src/bin/check.rs", "src/lib.rs"]
+        ["Makefile", "README.md", "labs/student/src/main.rs", "labs/checker/src/main.rs", "src/lib.rs"]
     {
         assert!(files.contains(essential), "the handout lacks {essential}");
     }

@@ -102,7 +102,7 @@ fn the_checker_fails_the_skeleton_on_exercises_5_6_7_and_passes_the_solution() {
         assert!(!text.contains("[FAIL]") && !text.contains("[MAL]"), "{text}");
         assert_eq!(
             text.matches("[OK]").count() + text.matches("[BIEN]").count(),
-            15,
+            17,
             "every check ran:\n{text}"
         );
         let score = if lang == "C" { "SCORE 3/3" } else { "NOTA 3/3" };

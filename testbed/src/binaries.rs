@@ -91,17 +91,23 @@ pub fn repo_root() -> PathBuf {
 
 /// A copy of the student's crate (labs/student, its sources only) at `to`,
 /// and of the checker (labs/checker) beside it, at `to/../checker`, where
-/// the student's Makefile builds it from.
+/// the student's Makefile builds it from: each crate's manifest, lock,
+/// Makefile and formatting rules, if it has them, and every file of its
+/// src/.
 pub fn copy_student_crate(to: &Path) {
     let checker = to.parent().expect("a folder above the student's crate").join("checker");
-    for (from, to, files) in [
-        ("labs/student", to, &["Cargo.toml", "Cargo.lock", "Makefile", "rustfmt.toml", "src/main.rs"][..]),
-        ("labs/checker", checker.as_path(), &["Cargo.toml", "Cargo.lock", "rustfmt.toml", "src/main.rs"][..]),
-    ] {
+    for (from, to) in [("labs/student", to), ("labs/checker", checker.as_path())] {
         let from = repo_root().join(from);
         fs::create_dir_all(to.join("src")).unwrap();
-        for file in files {
-            fs::copy(from.join(file), to.join(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
+        let sources = fs::read_dir(from.join("src"))
+            .unwrap()
+            .map(|entry| entry.unwrap())
+            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
+            .map(|entry| Path::new("src").join(entry.file_name()));
+        let top = ["Cargo.toml", "Cargo.lock", "Makefile", "rustfmt.toml"].map(PathBuf::from);
+        for file in top.into_iter().filter(|f| from.join(f).is_file()).chain(sources) {
+            fs::copy(from.join(&file), to.join(&file))
+                .unwrap_or_else(|err| panic!("{}: {err}", file.display()));
         }
     }
 }

@@ -149,6 +149,7 @@ fn stop_on_signals(spanish: bool) {
     }
     std::thread::spawn(move || {
         let Ok(sig) = stops.wait() else { return };
+        grade::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         processes::stop_all();
         grade::clean_up();
         say(
