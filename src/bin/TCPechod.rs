@@ -39,9 +39,19 @@ use tcpechod::support::{log, port};
 /// largest kernel.pid_max. What this machine allows is said at start.
 const MOST_CLIENTS: u64 = 4_194_304;
 
+/// What `--help` ends with: the server's exit statuses, and its children's,
+/// which the parent's `reaped` lines report.
+const EXIT_STATUSES: &str = "\
+Exit status of the server: 0 after a graceful shutdown; 1 when it cannot run (port in use, permission denied...); \
+2 for a bad command line; 70 for an internal error (a bug).
+Exit status of a child (the parent's `reaped` line says it in words): 0 the client closed, or a stop ended the echo \
+gracefully; 1 reading or writing failed otherwise; 3 the client was gone when its echo was written (EPIPE); \
+4 the client reset the connection; 5 on a stop, the client did not close within the grace period and the child \
+closed anyway; 6 --idle-timeout closed the connection; 70 a bug.";
+
 /// The concurrent echo server: a child process per connection (or another model, --mode).
 #[derive(Parser, Debug)]
-#[command(name = "TCPechod", version)]
+#[command(name = "TCPechod", version, after_long_help = EXIT_STATUSES)]
 struct Args {
     /// Port number, or service name from /etc/services; 0 lets the kernel pick one.
     #[arg(default_value = "echo", value_parser = port::parse, allow_negative_numbers = true)]

@@ -1803,6 +1803,34 @@ fn bad_calls(
     );
 }
 
+/// The function `source` installs for a signal, from `(signal, the
+/// skeleton's name for the handler, the function that installs it)`; if
+/// none is found, `name` is reported failed, saying where to install it.
+fn handler_or_report(
+    report: &mut Report,
+    name: &'static str,
+    path: &str,
+    source: &source::Source,
+    (signal, handler, install): (&str, &str, &str),
+) -> Option<String> {
+    let found = source.handler_for(signal, handler);
+    if found.is_none() {
+        report.bad(
+            name,
+            (
+                &format!("no encuentro en {path} la función que instalas para {signal}"),
+                &format!("cannot find in {path} the function you install for {signal}"),
+            ),
+            (
+                &format!("set_handler(Signal::{signal}, SigHandler::Handler({handler}), ...) en {install}()"),
+                &format!("set_handler(Signal::{signal}, SigHandler::Handler({handler}), ...) in {install}()"),
+            ),
+            (&format!("{install}() en src/main.rs"), &format!("{install}() in src/main.rs")),
+        );
+    }
+    found
+}
+
 /// What no run can show of exercise 5: that the reaper, and nothing else,
 /// collects the children, with waitpid in a loop (one SIGCHLD may stand
 /// for several children); that the kernel is not told to do it
@@ -1840,19 +1868,8 @@ fn check_reaper_source(report: &mut Report, path: &str) {
             see_install,
         );
     }
-    let Some(handler) = source.handler_for("SIGCHLD", "reaper") else {
-        return report.bad(
-            name,
-            (
-                &format!("no encuentro en {path} la función que instalas para SIGCHLD"),
-                &format!("cannot find in {path} the function you install for SIGCHLD"),
-            ),
-            (
-                "set_handler(Signal::SIGCHLD, SigHandler::Handler(reaper), ...) en install_reaper()",
-                "set_handler(Signal::SIGCHLD, SigHandler::Handler(reaper), ...) in install_reaper()",
-            ),
-            ("install_reaper() en src/main.rs", "install_reaper() in src/main.rs"),
-        );
+    let Some(handler) = handler_or_report(report, name, path, &source, ("SIGCHLD", "reaper", "install_reaper")) else {
+        return;
     };
     let reading = source.read(&handler);
     if !reading.calls.is_empty() {
@@ -1927,19 +1944,8 @@ fn check_reaper_source(report: &mut Report, path: &str) {
 fn check_sigpipe_handler_source(report: &mut Report, path: &str) {
     let name = "sigpipe-handler-only-counts";
     let source = read_source(path);
-    let Some(handler) = source.handler_for("SIGPIPE", "count_sigpipe") else {
-        return report.bad(
-            name,
-            (
-                &format!("no encuentro en {path} la función que instalas para SIGPIPE"),
-                &format!("cannot find in {path} the function you install for SIGPIPE"),
-            ),
-            (
-                "set_handler(Signal::SIGPIPE, SigHandler::Handler(count_sigpipe), ...) en install_sigpipe_handler()",
-                "set_handler(Signal::SIGPIPE, SigHandler::Handler(count_sigpipe), ...) in install_sigpipe_handler()",
-            ),
-            ("install_sigpipe_handler() en src/main.rs", "install_sigpipe_handler() in src/main.rs"),
-        );
+    let Some(handler) = handler_or_report(report, name, path, &source, ("SIGPIPE", "count_sigpipe", "install_sigpipe_handler")) else {
+        return;
     };
     let reading = source.read(&handler);
     if !reading.calls.is_empty() {
@@ -1972,19 +1978,8 @@ fn check_sigpipe_handler_source(report: &mut Report, path: &str) {
 fn check_sigterm_handler_source(report: &mut Report, path: &str) {
     let name = "sigterm-handler-only-notes";
     let source = read_source(path);
-    let Some(sigterm) = source.handler_for("SIGTERM", "on_sigterm") else {
-        return report.bad(
-            name,
-            (
-                &format!("no encuentro en {path} la función que instalas para SIGTERM"),
-                &format!("cannot find in {path} the function you install for SIGTERM"),
-            ),
-            (
-                "set_handler(Signal::SIGTERM, SigHandler::Handler(on_sigterm), ...) en install_sigterm_handler()",
-                "set_handler(Signal::SIGTERM, SigHandler::Handler(on_sigterm), ...) in install_sigterm_handler()",
-            ),
-            ("install_sigterm_handler() en src/main.rs", "install_sigterm_handler() in src/main.rs"),
-        );
+    let Some(sigterm) = handler_or_report(report, name, path, &source, ("SIGTERM", "on_sigterm", "install_sigterm_handler")) else {
+        return;
     };
     let others = [source.handler_for("SIGCHLD", "reaper"), source.handler_for("SIGPIPE", "count_sigpipe")];
     let mut handlers = vec![sigterm.clone()];
