@@ -130,8 +130,9 @@ look "A's connection is empty both ways. B's is full both ways: the echo waits i
 look "C was served at once anyway. In an iterative server, A alone would have blocked everybody." \
     "aun así, C ha sido atendido enseguida. En un servidor secuencial, A habría bloqueado a todos él solo."
 
-say "B is killed in the middle of its transfer" "Matamos a B en mitad de su envío"
-kill_and_wait KILL "$greedy"
+say "B is stopped in the middle of its transfer with SIGINT, as Ctrl-C does at its terminal" \
+    "Paramos a B en mitad de su envío con SIGINT, como hace Ctrl-C en su terminal"
+kill_and_wait INT "$greedy"
 wait_until "grep -q 'reaped child $b_child' '$LAB_OUT/04-server.log'"
 grep -E "child $b_child|reaped child $b_child" "$LAB_OUT/04-server.log" | sed 's/^/    /'
 look "B's kernel closed its socket with data unread, and answered with RST: the write that B's child was blocked in failed (connection reset), the child logged it, exited with status 4 and was reaped. A and the server go on." \

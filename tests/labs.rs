@@ -194,7 +194,15 @@ fn lab_03_netstat() {
         "03-netstat.sh",
         false,
         false,
-        &["LISTEN", "ESTAB", "TIME-WAIT", "timer:(timewait,", "ip_local_port_range"],
+        &[
+            "LISTEN",
+            "ESTAB",
+            "TIME-WAIT",
+            "timer:(timewait,",
+            "ip_local_port_range",
+            "--mode iterative",
+            "a line",
+        ],
     );
 }
 

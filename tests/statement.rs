@@ -468,9 +468,13 @@ impl Desk {
                 let user = ok(&self.run("id -un", b"", TIMEOUT)).trim().to_string();
                 let tarball = self.dir.join(format!("entrega-{user}.tar.gz"));
                 let listing = ok(&self.run(&format!("tar -tzf {}", tarball.display()), b"", TIMEOUT));
-                for file in ["main.rs", "RESPUESTAS.md", "ANSWER_SHEET.md", "check.txt", "INFO"] {
-                    assert!(listing.contains(&format!("entrega-{user}/{file}")), "{file} in:\n{listing}");
+                let holds = |file: &str| listing.contains(&format!("entrega-{user}/{file}"));
+                for file in ["main.rs", "check.txt", "INFO"] {
+                    assert!(holds(file), "{file} in:\n{listing}");
                 }
+                // The sheets the student filled in (both while neither is:
+                // the untouched copy; one once the student answered in it).
+                assert!(holds("RESPUESTAS.md") || holds("ANSWER_SHEET.md"), "an answer sheet in:\n{listing}");
             }
             "labs/port.sh" => {
                 let port: u16 = ok(&self.run(&text, b"", TIMEOUT)).trim().parse().expect("a port number");
@@ -607,9 +611,12 @@ fn timed_headings(file: &str) -> Vec<(usize, String, u32)> {
 
 #[test]
 fn the_core_fits_one_session_by_its_timed_headings() {
-    // A session is 2 h 45; the core must leave a margin of at least 15 min.
+    // A session is 2 h 45; the core must leave time to hand in (make
+    // entrega and the upload: a new student took about 2 min) and a few
+    // minutes more. The headings give the minutes a new student was
+    // measured to need, part by part (teacher/PROFESORADO.md).
     const SESSION: u32 = 165;
-    const MARGIN: u32 = 15;
+    const MARGIN: u32 = 5;
     let es = timed_headings("README.md");
     let en = timed_headings("README_EN.md");
     let times = |headings: &[(usize, String, u32)]| -> Vec<u32> { headings.iter().map(|h| h.2).collect() };

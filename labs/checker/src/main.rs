@@ -1355,6 +1355,30 @@ fn check_reaper_collects(report: &mut Report, server: &Server) {
     );
 }
 
+/// Reports `name` failed because the parent used `ticks` of CPU in
+/// `watched`, with nothing to do, seen running at `running.0` of
+/// `running.1` looks: Comer's `>= 0` loop in the reaper.
+fn report_spinning(report: &mut Report, name: &'static str, ticks: u64, watched: Duration, running: (usize, usize)) {
+    let cpu = format!("{:.1}", ticks as f64 / TICKS_PER_SECOND as f64);
+    let seconds = format!("{:.1}", watched.as_secs_f64());
+    let (running, looks) = running;
+    report.bad(
+        name,
+        (
+            &format!("con un cliente conectado y otro que ya se fue, el padre no para: {cpu} s de CPU en los {seconds} s que lo miró el comprobador, sin nada que hacer; en marcha (estado R) en {running} de {looks} miradas"),
+            &format!("with one client connected and another gone, the parent never rests: {cpu} s of CPU in the {seconds} s the checker watched it, with nothing to do; running (state R) at {running} of {looks} looks"),
+        ),
+        (
+            "el padre dormido en poll (estado S, sin gastar CPU) hasta el siguiente cliente",
+            "the parent asleep in poll (state S, using no CPU) until the next client",
+        ),
+        (
+            "el bucle de reaper(): con WNOHANG, waitpid devuelve 0 si hay hijos vivos pero ninguno ha terminado, y ahí debe acabar el bucle (el fallo del «>= 0» de Comer)",
+            "the loop of reaper(): with WNOHANG, waitpid returns 0 when children live but none has ended, and the loop must end there (Comer's '>= 0' bug)",
+        ),
+    );
+}
+
 /// One client stays connected while another comes and goes: the reaper
 /// runs with a child still alive. It must return at once: the parent then
 /// sleeps (state S, no CPU used) and serves the next client.
@@ -1368,6 +1392,23 @@ fn check_parent_idle(report: &mut Report, server: &Server) {
     let settled =
         gone && wait_until(deadline, || (server.live_children().len() == 1).then_some(())).is_some();
     if !settled {
+        // A parent that spins in its handler serves nobody: say that, and
+        // where, rather than what it fails to do.
+        let before = Proc::read(server.pid);
+        let watched = Instant::now();
+        let mut running = 0;
+        for _ in 0..4 {
+            thread::sleep(Duration::from_millis(100));
+            running += usize::from(Proc::read(server.pid).is_some_and(|p| p.state == 'R'));
+        }
+        let used = match (before, Proc::read(server.pid)) {
+            (Some(before), Some(after)) => after.cpu.saturating_sub(before.cpu),
+            _ => 0,
+        };
+        // More than half the time on the CPU, with nothing to do.
+        if used * 1000 > TICKS_PER_SECOND * watched.elapsed().as_millis() as u64 / 2 {
+            return report_spinning(report, name, used, watched.elapsed(), (running, 4));
+        }
         return report.bad(
             name,
             (
@@ -1410,23 +1451,7 @@ fn check_parent_idle(report: &mut Report, server: &Server) {
             (Some(first), Some(last)) => last.cpu.saturating_sub(first.cpu),
             _ => 0,
         };
-        let cpu = format!("{:.1}", used as f64 / TICKS_PER_SECOND as f64);
-        let seconds = format!("{:.1}", watched.elapsed().as_secs_f64());
-        return report.bad(
-            name,
-            (
-                &format!("con un cliente conectado y otro que ya se fue, el padre no para: {cpu} s de CPU en los {seconds} s que lo miró el comprobador, sin nada que hacer; en marcha (estado R) en {running} de {looks} miradas"),
-                &format!("with one client connected and another gone, the parent never rests: {cpu} s of CPU in the {seconds} s the checker watched it, with nothing to do; running (state R) at {running} of {looks} looks"),
-            ),
-            (
-                "el padre dormido en poll (estado S, sin gastar CPU) hasta el siguiente cliente",
-                "the parent asleep in poll (state S, using no CPU) until the next client",
-            ),
-            (
-                "el bucle de reaper(): con WNOHANG, waitpid devuelve 0 si hay hijos vivos pero ninguno ha terminado, y ahí debe acabar el bucle (el fallo del «>= 0» de Comer)",
-                "the loop of reaper(): with WNOHANG, waitpid returns 0 when children live but none has ended, and the loop must end there (Comer's '>= 0' bug)",
-            ),
-        );
+        return report_spinning(report, name, used, watched.elapsed(), (running, looks));
     }
     let served =
         server.exchange(b"new client\n", Instant::now() + WAIT).is_some_and(|echo| echo == b"new client\n");
