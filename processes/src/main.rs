@@ -55,7 +55,6 @@ fn main() {
                 getpid(),
                 black_box(test)
             );
-            println!("Same address, different values: each process has its own copy of the memory.");
         }
         Err(errno) => {
             eprintln!("processes: fork: {errno}");

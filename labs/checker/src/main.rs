@@ -50,10 +50,10 @@
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
@@ -201,7 +201,8 @@ impl Options {
                 "--source" => options.source = path("--source")?,
                 "--run-as" => {
                     let ids = args.next().unwrap_or_default();
-                    let parsed = ids.split_once(':').and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)));
+                    let parsed =
+                        ids.split_once(':').and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)));
                     match parsed {
                         Some(ids) => options.run_as = Some(ids),
                         None => {
@@ -1358,7 +1359,13 @@ fn check_reaper_collects(report: &mut Report, server: &Server) {
 /// Reports `name` failed because the parent used `ticks` of CPU in
 /// `watched`, with nothing to do, seen running at `running.0` of
 /// `running.1` looks: Comer's `>= 0` loop in the reaper.
-fn report_spinning(report: &mut Report, name: &'static str, ticks: u64, watched: Duration, running: (usize, usize)) {
+fn report_spinning(
+    report: &mut Report,
+    name: &'static str,
+    ticks: u64,
+    watched: Duration,
+    running: (usize, usize),
+) {
     let cpu = format!("{:.1}", ticks as f64 / TICKS_PER_SECOND as f64);
     let seconds = format!("{:.1}", watched.as_secs_f64());
     let (running, looks) = running;
@@ -1828,6 +1835,20 @@ fn bad_calls(
     );
 }
 
+/// Reports `name` failed because `handler` has no body yet: it must do
+/// `what` (in Spanish, in English).
+fn report_empty(report: &mut Report, name: &'static str, path: &str, handler: &str, what: (&str, &str)) {
+    report.bad(
+        name,
+        (&format!("{handler}() está vacío todavía"), &format!("{handler}() is still empty")),
+        (
+            &format!("que {handler}() solo haga una cosa: {}", what.0),
+            &format!("{handler}() does one thing only: {}", what.1),
+        ),
+        (&format!("{handler}() en {path}"), &format!("{handler}() in {path}")),
+    );
+}
+
 /// The function `source` installs for a signal, from `(signal, the
 /// skeleton's name for the handler, the function that installs it)`; if
 /// none is found, `name` is reported failed, saying where to install it.
@@ -1864,7 +1885,10 @@ fn handler_or_report(
 fn check_reaper_source(report: &mut Report, path: &str) {
     let name = "reaper-collects-in-a-loop";
     let source = read_source(path);
-    let see_install = ("install_reaper() en src/main.rs; man 2 sigaction", "install_reaper() in src/main.rs; man 2 sigaction");
+    let see_install = (
+        "install_reaper() en src/main.rs; man 2 sigaction",
+        "install_reaper() in src/main.rs; man 2 sigaction",
+    );
     if let Some(line) = source.line_of("SA_NOCLDWAIT") {
         return report.bad(
             name,
@@ -1893,7 +1917,9 @@ fn check_reaper_source(report: &mut Report, path: &str) {
             see_install,
         );
     }
-    let Some(handler) = handler_or_report(report, name, path, &source, ("SIGCHLD", "reaper", "install_reaper")) else {
+    let Some(handler) =
+        handler_or_report(report, name, path, &source, ("SIGCHLD", "reaper", "install_reaper"))
+    else {
         return;
     };
     let reading = source.read(&handler);
@@ -1969,9 +1995,24 @@ fn check_reaper_source(report: &mut Report, path: &str) {
 fn check_sigpipe_handler_source(report: &mut Report, path: &str) {
     let name = "sigpipe-handler-only-counts";
     let source = read_source(path);
-    let Some(handler) = handler_or_report(report, name, path, &source, ("SIGPIPE", "count_sigpipe", "install_sigpipe_handler")) else {
+    let Some(handler) = handler_or_report(
+        report,
+        name,
+        path,
+        &source,
+        ("SIGPIPE", "count_sigpipe", "install_sigpipe_handler"),
+    ) else {
         return;
     };
+    if source.is_empty(&handler) {
+        return report_empty(
+            report,
+            name,
+            path,
+            &handler,
+            ("sumar uno a SIGPIPE_COUNT", "add one to SIGPIPE_COUNT"),
+        );
+    }
     let reading = source.read(&handler);
     if !reading.calls.is_empty() {
         return bad_calls(
@@ -2003,13 +2044,21 @@ fn check_sigpipe_handler_source(report: &mut Report, path: &str) {
 fn check_sigterm_handler_source(report: &mut Report, path: &str) {
     let name = "sigterm-handler-only-notes";
     let source = read_source(path);
-    let Some(sigterm) = handler_or_report(report, name, path, &source, ("SIGTERM", "on_sigterm", "install_sigterm_handler")) else {
+    let Some(sigterm) =
+        handler_or_report(report, name, path, &source, ("SIGTERM", "on_sigterm", "install_sigterm_handler"))
+    else {
         return;
     };
+    if source.is_empty(&sigterm) {
+        return report_empty(report, name, path, &sigterm, ("poner STOP a verdadero", "set STOP to true"));
+    }
     let others = [source.handler_for("SIGCHLD", "reaper"), source.handler_for("SIGPIPE", "count_sigpipe")];
     let mut handlers = vec![sigterm.clone()];
     handlers.extend(
-        source.handlers().into_iter().filter(|h| *h != sigterm && !others.iter().any(|o| o.as_ref() == Some(h))),
+        source
+            .handlers()
+            .into_iter()
+            .filter(|h| *h != sigterm && !others.iter().any(|o| o.as_ref() == Some(h))),
     );
     for handler in &handlers {
         let reading = source.read(handler);

@@ -114,9 +114,9 @@ const ENDS: &[&str] = &[
 ];
 const CLOSES: &[&str] = &["close", "drop", "shutdown", "close_range"];
 const KEYWORDS: &[&str] = &[
-    "if", "while", "match", "return", "for", "in", "loop", "as", "let", "mut", "ref", "unsafe", "else", "move",
-    "fn", "where", "impl", "dyn", "break", "continue", "const", "static", "use", "pub", "crate", "self", "Self",
-    "super", "extern",
+    "if", "while", "match", "return", "for", "in", "loop", "as", "let", "mut", "ref", "unsafe", "else",
+    "move", "fn", "where", "impl", "dyn", "break", "continue", "const", "static", "use", "pub", "crate",
+    "self", "Self", "super", "extern",
 ];
 
 /// The student's source, read once.
@@ -138,8 +138,14 @@ impl Source {
     pub fn new(text: &str) -> Source {
         let code = code_only(text);
         let tokens = tokens(&code);
-        let mut source =
-            Source { code, tokens, functions: Vec::new(), aliases: Vec::new(), constants: Vec::new(), drops: Vec::new() };
+        let mut source = Source {
+            code,
+            tokens,
+            functions: Vec::new(),
+            aliases: Vec::new(),
+            constants: Vec::new(),
+            drops: Vec::new(),
+        };
         source.functions = source.find_functions();
         source.aliases = source.find_aliases();
         source.constants = (1..source.tokens.len())
@@ -250,7 +256,9 @@ impl Source {
             if self.tok(at) != "impl" {
                 continue;
             }
-            let Some(open) = (at..self.tokens.len()).find(|&i| matches!(self.tok(i), "{" | ";")) else { continue };
+            let Some(open) = (at..self.tokens.len()).find(|&i| matches!(self.tok(i), "{" | ";")) else {
+                continue;
+            };
             let header: Vec<&str> = (at..open).map(|i| self.tok(i)).collect();
             let Some(drop_at) = header.iter().position(|&t| t == "Drop") else { continue };
             if header.get(drop_at + 1) != Some(&"for") {
@@ -276,6 +284,13 @@ impl Source {
         !self.function_named(name).is_empty()
     }
 
+    /// Whether every function `name` of the file has an empty body (comments
+    /// are not tokens): a handler not written yet.
+    pub fn is_empty(&self, name: &str) -> bool {
+        let found = self.function_named(name);
+        !found.is_empty() && found.iter().all(|&f| self.functions[f].body.0 >= self.functions[f].body.1)
+    }
+
     /// The innermost function around token `i`.
     fn function_around(&self, i: usize) -> Option<&Function> {
         self.functions.iter().filter(|f| f.body.0 <= i && i < f.body.1).min_by_key(|f| f.body.1 - f.body.0)
@@ -288,7 +303,8 @@ impl Source {
             .filter(|&i| self.tok(i) == word)
             .map(|at| {
                 let start = (0..at).rev().find(|&i| boundary(self.tok(i))).map_or(0, |i| i + 1);
-                let end = (at..self.tokens.len()).find(|&i| boundary(self.tok(i))).unwrap_or(self.tokens.len());
+                let end =
+                    (at..self.tokens.len()).find(|&i| boundary(self.tok(i))).unwrap_or(self.tokens.len());
                 (start, end)
             })
             .collect()
@@ -457,7 +473,8 @@ impl Source {
         for i in body.0..body.1 {
             let token = self.tok(i);
             let line = self.line(i);
-            let mut report = |name: Option<String>, kind| calls.push(Call { name, via: via.to_string(), line, kind });
+            let mut report =
+                |name: Option<String>, kind| calls.push(Call { name, via: via.to_string(), line, kind });
             // A call of what an expression gives: `(f)(..)`, `TABLE[0](..)`.
             if token == "(" && matches!(self.tok(i.wrapping_sub(1)), ")" | "]") {
                 report(None, Kind::Unsafe);
@@ -522,7 +539,8 @@ impl Source {
                 Some(Kind::Closes)
             } else if method {
                 (!METHODS.contains(&token)).then_some(Kind::Unsafe)
-            } else if FUNCTIONS.contains(&token) || variant || (after_path && PATH_FUNCTIONS.contains(&token)) {
+            } else if FUNCTIONS.contains(&token) || variant || (after_path && PATH_FUNCTIONS.contains(&token))
+            {
                 None
             } else {
                 Some(Kind::Unsafe)
