@@ -36,7 +36,7 @@ cp "$STUDENT/src/main.rs" "$work/$name/main.rs"
 # a non-digit or the end of the line; it is answered when it holds a
 # letter or a digit outside its heading, the quoted question (`>` lines)
 # and the labels Respuesta: and Answer: themselves. The teacher's grader
-# counts with the same rule (teacher/src/answers.rs).
+# counts with the same rule.
 answered() {
     LC_ALL=C awk -v letter="$2" '
         substr($0, 1, 4) == "## " letter && substr($0, 5, 1) ~ /[0-9]/ { part = 1; next }

@@ -139,8 +139,10 @@ fn echo(mut sock: &TcpStream) -> u64 {
 /// (`Errno::set_raw`). No uses el `waitpid` de nix: convierte la muerte
 /// por una señal que no sabe nombrar en un error, que acabaría un bucle
 /// `while let Ok(..)` antes de tiempo y dejaría hijos sin recoger (lo
-/// explica `src/server/reaper.rs`, el reaper de la práctica). Lee `man 2 waitpid`
-/// (WNOHANG) y `man 7 signal-safety`.
+/// explica `src/server/reaper.rs`, el reaper de la práctica). `libc::waitpid`
+/// es `unsafe`: llámalo dentro de `unsafe { ... }`, con un comentario
+/// `// SAFETY:` que diga por qué es seguro. Lee `man 2 waitpid` (WNOHANG) y
+/// `man 7 signal-safety`.
 ///
 /// EXERCISE 5: the reaper, SIGCHLD's handler. Collect every child that has
 /// ended, without ever blocking, in a loop: signals are not queued, so one
@@ -152,7 +154,9 @@ fn echo(mut sock: &TcpStream) -> u64 {
 /// Do not use nix's `waitpid`: it turns a death by a signal it cannot name
 /// into an error, which would end a `while let Ok(..)` loop early and leave
 /// children unreaped (the lab's own reaper, `src/server/reaper.rs`, says so).
-/// Read: `man 2 waitpid` (WNOHANG), `man 7 signal-safety`.
+/// `libc::waitpid` is `unsafe`: call it inside `unsafe { ... }`, with a
+/// `// SAFETY:` comment saying why it is sound. Read: `man 2 waitpid`
+/// (WNOHANG), `man 7 signal-safety`.
 #[cfg(feature = "reaper")]
 extern "C" fn reaper(_sig: libc::c_int) {
     // EJERCICIO 5 / EXERCISE 5: escribe aquí el bucle / write the loop here.
@@ -161,11 +165,16 @@ extern "C" fn reaper(_sig: libc::c_int) {
 /// EJERCICIO 5: instala `reaper` como manejador de SIGCHLD con
 /// `set_handler` (más abajo), con SA_RESTART (la llamada que interrumpa
 /// vuelve a empezar) y SA_NOCLDSTOP (un hijo parado, no terminado, no envía
-/// SIGCHLD).
+/// SIGCHLD). La forma de la llamada, con otra señal y otra función:
+/// `set_handler(Signal::SIGUSR1, SigHandler::Handler(f), SaFlags::SA_RESTART)`;
+/// dos banderas se juntan con `|`.
 ///
 /// EXERCISE 5: install `reaper` as the handler of SIGCHLD with
 /// `set_handler` (below), with SA_RESTART (a call it interrupts starts
 /// again) and SA_NOCLDSTOP (a child stopped, not ended, sends no SIGCHLD).
+/// The shape of the call, with another signal and function:
+/// `set_handler(Signal::SIGUSR1, SigHandler::Handler(f), SaFlags::SA_RESTART)`;
+/// two flags are joined with `|`.
 #[cfg(feature = "reaper")]
 fn install_reaper() {
     // EJERCICIO 5 / EXERCISE 5: una línea / one line.
