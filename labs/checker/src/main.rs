@@ -1835,31 +1835,32 @@ fn bad_calls(
     );
 }
 
-/// Reports `name` failed because `handler` has no body yet: it must do
-/// `what` (in Spanish, in English).
-fn report_empty(report: &mut Report, name: &'static str, path: &str, handler: &str, what: (&str, &str)) {
-    report.bad(
-        name,
-        (&format!("{handler}() está vacío todavía"), &format!("{handler}() is still empty")),
-        (
-            &format!("que {handler}() solo haga una cosa: {}", what.0),
-            &format!("{handler}() does one thing only: {}", what.1),
-        ),
-        (&format!("{handler}() en {path}"), &format!("{handler}() in {path}")),
-    );
-}
-
 /// The function `source` installs for a signal, from `(signal, the
 /// skeleton's name for the handler, the function that installs it)`; if
-/// none is found, `name` is reported failed, saying where to install it.
+/// none is found, `name` is reported failed, saying where to install it,
+/// and so it is if the handler is still empty, saying what it must do
+/// (`does`, in Spanish and English).
 fn handler_or_report(
     report: &mut Report,
     name: &'static str,
     path: &str,
     source: &source::Source,
     (signal, handler, install): (&str, &str, &str),
+    (does_es, does_en): (&str, &str),
 ) -> Option<String> {
     let found = source.handler_for(signal, handler);
+    if let Some(found) = found.as_ref().filter(|found| source.is_empty(found)) {
+        report.bad(
+            name,
+            (&format!("{found}() está vacío todavía"), &format!("{found}() is still empty")),
+            (
+                &format!("que {found}() solo haga una cosa: {does_es}"),
+                &format!("{found}() does one thing only: {does_en}"),
+            ),
+            (&format!("{found}() en {path}"), &format!("{found}() in {path}")),
+        );
+        return None;
+    }
     if found.is_none() {
         report.bad(
             name,
@@ -1917,9 +1918,17 @@ fn check_reaper_source(report: &mut Report, path: &str) {
             see_install,
         );
     }
-    let Some(handler) =
-        handler_or_report(report, name, path, &source, ("SIGCHLD", "reaper", "install_reaper"))
-    else {
+    let Some(handler) = handler_or_report(
+        report,
+        name,
+        path,
+        &source,
+        ("SIGCHLD", "reaper", "install_reaper"),
+        (
+            "recoger con waitpid a los hijos que han terminado",
+            "collect with waitpid the children that have ended",
+        ),
+    ) else {
         return;
     };
     let reading = source.read(&handler);
@@ -2001,18 +2010,10 @@ fn check_sigpipe_handler_source(report: &mut Report, path: &str) {
         path,
         &source,
         ("SIGPIPE", "count_sigpipe", "install_sigpipe_handler"),
+        ("sumar uno a SIGPIPE_COUNT", "add one to SIGPIPE_COUNT"),
     ) else {
         return;
     };
-    if source.is_empty(&handler) {
-        return report_empty(
-            report,
-            name,
-            path,
-            &handler,
-            ("sumar uno a SIGPIPE_COUNT", "add one to SIGPIPE_COUNT"),
-        );
-    }
     let reading = source.read(&handler);
     if !reading.calls.is_empty() {
         return bad_calls(
@@ -2044,14 +2045,16 @@ fn check_sigpipe_handler_source(report: &mut Report, path: &str) {
 fn check_sigterm_handler_source(report: &mut Report, path: &str) {
     let name = "sigterm-handler-only-notes";
     let source = read_source(path);
-    let Some(sigterm) =
-        handler_or_report(report, name, path, &source, ("SIGTERM", "on_sigterm", "install_sigterm_handler"))
-    else {
+    let Some(sigterm) = handler_or_report(
+        report,
+        name,
+        path,
+        &source,
+        ("SIGTERM", "on_sigterm", "install_sigterm_handler"),
+        ("poner STOP a verdadero", "set STOP to true"),
+    ) else {
         return;
     };
-    if source.is_empty(&sigterm) {
-        return report_empty(report, name, path, &sigterm, ("poner STOP a verdadero", "set STOP to true"));
-    }
     let others = [source.handler_for("SIGCHLD", "reaper"), source.handler_for("SIGPIPE", "count_sigpipe")];
     let mut handlers = vec![sigterm.clone()];
     handlers.extend(
